@@ -1,0 +1,86 @@
+"""Atomic file and directory writes, hashing."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+from tagger.errors import TaggerError
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _os_error(path: Path, exc: OSError) -> TaggerError:
+    if exc.errno == errno.ENOSPC:
+        return TaggerError(f"{path}: no space left on device")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return TaggerError(f"{path}: cannot write here ({exc.strerror})")
+    return TaggerError(f"{path}: {exc.strerror or exc}")
+
+
+@contextlib.contextmanager
+def atomic_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``out``; move it into place only on success.
+
+    An existing ``out`` is an error unless ``force``, in which case it is replaced only
+    once the new content is complete. On failure nothing is left at ``out``.
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise TaggerError(f"{out} already exists (use --force to replace it)")
+    if out.exists() and not out.is_dir():
+        raise TaggerError(f"{out} exists and is not a directory")
+    parent = out.parent if str(out.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise _os_error(parent, exc) from None
+    try:
+        yield tmp
+        old = None
+        if out.exists():
+            old = parent / f".{out.name}.old-{os.getpid()}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _os_error(out, exc) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file, fsync and rename."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise _os_error(path, exc) from None
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
