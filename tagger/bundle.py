@@ -1,0 +1,132 @@
+"""Model directories: ``config.json`` plus ``safetensors`` weights, never pickles.
+
+Every model kind (``tagger``, ``classifier``, ``generator``) is stored the same way::
+
+    config.json               {"format": "tagger-model", "kind": ..., "tagger_version": ..., ...}
+    model.safetensors         trained weights
+    <other>.safetensors/json  kind-specific extras (e.g. frozen pretrained vectors)
+
+Loading checks the kind, the keys and every tensor's shape against the configuration before
+any weight is used, so a crafted directory is rejected with a clear error and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from tagger import __version__
+from tagger.errors import ModelError
+from tagger.fsutil import atomic_write_bytes, atomic_write_json
+
+FORMAT = "tagger-model"
+FORMAT_VERSION = 1
+MAX_CONFIG_BYTES = 256 * 1024 * 1024
+KINDS = ("tagger", "classifier", "generator")
+
+
+def write_config(model_dir: str | os.PathLike, kind: str, config: Mapping) -> None:
+    """Write ``config.json`` with the format header."""
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "tagger_version": __version__}
+    data.update(config)
+    atomic_write_json(Path(model_dir) / "config.json", data)
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
+    """Save tensors with safetensors, atomically (temp file + rename)."""
+    from safetensors.torch import save
+
+    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
+    atomic_write_bytes(path, data)
+
+
+def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
+    """Read and check ``config.json``; ``kind`` is the expected model kind."""
+    model_dir = Path(model_dir)
+    if not model_dir.exists():
+        raise ModelError(f"{model_dir}: model directory not found")
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: not a directory (expected a model directory)")
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise ModelError(f"{model_dir}: not a model directory (no config.json)")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ModelError(f"{path}: config.json is implausibly large")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: corrupt config.json ({exc})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ModelError(f"{path}: not a tagger model configuration")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: unsupported model format version {data.get('format_version')!r}")
+    found = data.get("kind")
+    if found not in KINDS:
+        raise ModelError(f"{path}: unknown model kind {found!r}")
+    if kind is not None and found != kind:
+        raise ModelError(f"{model_dir}: this is a {found} model, but a {kind} model is needed here")
+    return data
+
+
+def load_tensors(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
+    """Load a safetensors file (no pickle) and check names and shapes against ``expected``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: missing weights file")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    if expected is not None:
+        missing = sorted(set(expected) - set(tensors))
+        unexpected = sorted(set(tensors) - set(expected))
+        if missing or unexpected:
+            raise ModelError(
+                f"{path}: weights do not match the configuration "
+                f"(missing: {', '.join(missing[:5]) or '-'}; unexpected: {', '.join(unexpected[:5]) or '-'})"
+            )
+        for name, shape in expected.items():
+            if tuple(tensors[name].shape) != tuple(shape):
+                raise ModelError(
+                    f"{path}: tensor {name} has shape {tuple(tensors[name].shape)}, "
+                    f"the configuration says {tuple(shape)}"
+                )
+    return tensors
+
+
+def load_state(module: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load a module's weights from safetensors after checking every name and shape."""
+    state = module.state_dict()
+    expected = {k: tuple(v.shape) for k, v in state.items()}
+    tensors = load_tensors(path, expected)
+    for k, v in tensors.items():
+        if v.dtype != state[k].dtype:
+            raise ModelError(f"{path}: tensor {k} has dtype {v.dtype}, expected {state[k].dtype}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise ModelError(f"{path}: tensor {k} holds NaN or infinite values")
+    module.load_state_dict(tensors, strict=True)
+
+
+def check_int(cfg: Mapping, key: str, lo: int, hi: int, where: str) -> int:
+    """A configuration integer within sane bounds (guards against absurd allocations)."""
+    v = cfg.get(key)
+    if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+        raise ModelError(f"{where}: {key} must be an integer in [{lo}, {hi}], got {v!r}")
+    return v
+
+
+def read_json(path: str | os.PathLike, what: str):
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: missing {what}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: corrupt {what} ({exc})") from None

@@ -1,0 +1,182 @@
+"""The BiLSTM-CRF: word + character + casing features → BiLSTM → emissions → CRF."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from tagger.crf import CRF
+from tagger.features import CASINGS, Batch
+
+CHAR_ENCODERS = ("cnn", "lstm", "none")
+
+
+@dataclass
+class ModelConfig:
+    """Architecture hyper-parameters (saved in the model directory's config.json)."""
+
+    num_words: int  # trainable vocabulary size (ids 0..num_words-1)
+    num_extra: int  # frozen pretrained-only words (ids num_words..)
+    word_dim: int
+    num_chars: int
+    num_tags: int
+    freeze_words: bool = False
+    char_encoder: str = "cnn"
+    char_dim: int = 30
+    char_filters: int = 50  # CNN filters, or LSTM hidden size per direction
+    char_kernel: int = 3
+    casing: bool = True
+    casing_dim: int = 10
+    hidden: int = 200  # LSTM hidden size per direction
+    layers: int = 1
+    dropout: float = 0.5
+    word_dropout: float = 0.05  # share of training tokens replaced by <unk>
+    use_crf: bool = True
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**data)
+
+
+class CharCNN(nn.Module):
+    """Character CNN with max-pooling over each token (Ma & Hovy, 2016)."""
+
+    def __init__(self, num_chars: int, dim: int, filters: int, kernel: int, dropout: float) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.conv = nn.Conv1d(dim, filters, kernel, padding=kernel // 2)
+        self.out_dim = filters
+
+    def forward(self, chars: Tensor) -> Tensor:
+        b, n, c = chars.shape  # (batch, seq_len, max_chars)
+        flat = chars.view(b * n, c)
+        x = self.dropout(self.embed(flat)).transpose(1, 2)  # (batch*seq_len, char_dim, max_chars)
+        h = self.conv(x)  # (batch*seq_len, filters, max_chars')
+        h = h[:, :, :c]
+        pad = (flat == 0).unsqueeze(1)  # (batch*seq_len, 1, max_chars)
+        h = h.masked_fill(pad, float("-inf")).amax(dim=2)
+        h = torch.where(torch.isinf(h), torch.zeros_like(h), h)  # padding tokens: no chars
+        return h.view(b, n, -1)  # (batch, seq_len, filters)
+
+
+class CharLSTM(nn.Module):
+    """Character BiLSTM: final forward and backward states (Lample et al., 2016)."""
+
+    def __init__(self, num_chars: int, dim: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(num_chars, dim, padding_idx=0)
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
+        self.out_dim = 2 * hidden
+
+    def forward(self, chars: Tensor) -> Tensor:
+        b, n, c = chars.shape  # (batch, seq_len, max_chars)
+        flat = chars.view(b * n, c)
+        lengths = (flat != 0).sum(1)  # (batch*seq_len,)
+        out = torch.zeros(b * n, self.out_dim, device=chars.device)
+        real = lengths > 0
+        if real.any():
+            x = self.dropout(self.embed(flat[real]))
+            packed = pack_padded_sequence(x, lengths[real].cpu(), batch_first=True, enforce_sorted=False)
+            _, (h, _) = self.lstm(packed)  # h: (2, tokens, hidden)
+            out[real] = torch.cat([h[0], h[1]], dim=1)
+        return out.view(b, n, -1)  # (batch, seq_len, 2*hidden)
+
+
+class BiLSTMCRF(nn.Module):
+    """Sequence tagger: embeddings → BiLSTM → linear emissions → CRF."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        c = config
+        if c.char_encoder not in CHAR_ENCODERS:
+            raise ValueError(f"char_encoder must be one of {CHAR_ENCODERS}")
+        self.word_embed = nn.Embedding(c.num_words, c.word_dim, padding_idx=0)
+        self.word_embed.weight.requires_grad_(not c.freeze_words)
+        # Pretrained vectors of words never seen in training: frozen, not trained.
+        self.register_buffer("extra_embed", torch.zeros(c.num_extra, c.word_dim), persistent=False)
+        in_dim = c.word_dim
+        self.char_encoder: nn.Module | None = None
+        if c.char_encoder == "cnn":
+            self.char_encoder = CharCNN(c.num_chars, c.char_dim, c.char_filters, c.char_kernel, c.dropout)
+        elif c.char_encoder == "lstm":
+            self.char_encoder = CharLSTM(c.num_chars, c.char_dim, c.char_filters, c.dropout)
+        if self.char_encoder is not None:
+            in_dim += self.char_encoder.out_dim
+        self.casing_embed = nn.Embedding(len(CASINGS), c.casing_dim, padding_idx=0) if c.casing else None
+        if self.casing_embed is not None:
+            in_dim += c.casing_dim
+        self.dropout = nn.Dropout(c.dropout)
+        self.lstm = nn.LSTM(
+            in_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True,
+            dropout=c.dropout if c.layers > 1 else 0.0,
+        )
+        self.emit = nn.Linear(2 * c.hidden, c.num_tags)
+        self.crf = CRF(c.num_tags) if c.use_crf else None
+
+    # ------------------------------------------------------------------ features
+
+    def set_pretrained(self, words, extra=None) -> None:
+        """Copy pretrained matrices into the word embeddings (numpy or tensors)."""
+        with torch.no_grad():
+            self.word_embed.weight.copy_(torch.as_tensor(words))
+            if extra is not None and self.config.num_extra:
+                self.extra_embed = torch.as_tensor(extra, dtype=torch.float32).to(self.word_embed.weight.device)
+
+    def embed_words(self, words: Tensor) -> Tensor:
+        n = self.config.num_words
+        if self.training and self.config.word_dropout > 0:
+            drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
+            words = words.masked_fill(drop & (words > 0), 1)
+        if self.config.num_extra == 0:
+            return self.word_embed(words)  # (batch, seq_len, word_dim)
+        is_extra = words >= n
+        w = self.word_embed(words.masked_fill(is_extra, 1))
+        e = nn.functional.embedding((words - n).clamp(min=0), self.extra_embed)
+        return torch.where(is_extra.unsqueeze(-1), e, w)  # (batch, seq_len, word_dim)
+
+    def emissions(self, batch: Batch) -> Tensor:
+        """Per-token tag scores, (batch, seq_len, num_tags)."""
+        parts = [self.embed_words(batch.words)]
+        if self.char_encoder is not None:
+            parts.append(self.char_encoder(batch.chars))
+        if self.casing_embed is not None:
+            parts.append(self.casing_embed(batch.casing))
+        x = self.dropout(torch.cat(parts, dim=-1))  # (batch, seq_len, in_dim)
+        lengths = batch.mask.sum(1).cpu()
+        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (batch, seq_len, 2*hidden)
+        return self.emit(self.dropout(h))  # (batch, seq_len, num_tags)
+
+    # ------------------------------------------------------------------ objectives
+
+    def loss(self, batch: Batch, reduction: str = "mean") -> Tensor:
+        """Negative log-likelihood (CRF) or token cross-entropy (no CRF)."""
+        em = self.emissions(batch)
+        if self.crf is not None:
+            return self.crf(em, batch.tags, batch.mask, reduction=reduction)
+        ce = nn.functional.cross_entropy(em[batch.mask], batch.tags[batch.mask], reduction="sum")
+        return ce / batch.mask.shape[0] if reduction == "mean" else ce
+
+    @torch.no_grad()
+    def decode(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Best paths (batch, seq_len) and their emissions (for confidences)."""
+        em = self.emissions(batch)
+        if self.crf is not None:
+            paths, _ = self.crf.decode(em, batch.mask)
+        else:
+            paths = em.argmax(-1).masked_fill(~batch.mask, 0)
+        return paths, em
