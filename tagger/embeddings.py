@@ -73,6 +73,34 @@ def _is_fasttext_bin(path: Path) -> bool:
     return int.from_bytes(magic, "little") == 793712314 if len(magic) == 4 else False
 
 
+def _validate_text_vectors(path: Path, header: bool) -> None:
+    """Check every line of a text vector file has the same number of fields.
+
+    gensim pads or truncates ragged lines silently; a bad line must be an error naming it.
+    """
+    from tagger.corpus import iter_lines
+
+    dim = None
+    count = 0
+    expected_count = None
+    for lineno, text in iter_lines(path):
+        parts = text.rstrip().split(" ")
+        if lineno == 1 and header:
+            expected_count, dim = int(parts[0]), int(parts[1])
+            continue
+        if not text.strip():
+            raise InputError(path, lineno, "empty line in a vector file")
+        if dim is None:
+            dim = len(parts) - 1
+            if dim < 1:
+                raise InputError(path, lineno, "a vector line needs a word and at least one number")
+        if len(parts) - 1 != dim:
+            raise InputError(path, lineno, f"expected a word and {dim} numbers, found {len(parts) - 1} numbers")
+        count += 1  # non-numeric values are caught by gensim's own parser
+    if expected_count is not None and count != expected_count:
+        raise InputError(path, 1, f"header announces {expected_count} vectors but the file has {count}")
+
+
 def load_vector_file(path: str | os.PathLike) -> Vectors:
     """Read a GloVe text, word2vec text/binary or fastText ``.vec``/``.bin`` file with gensim."""
     from gensim.models import KeyedVectors
@@ -91,8 +119,10 @@ def load_vector_file(path: str | os.PathLike) -> Vectors:
         if path.suffix == ".bin":
             kv = KeyedVectors.load_word2vec_format(str(path), binary=True, unicode_errors="strict")
         elif _looks_like_word2vec_header(path):
+            _validate_text_vectors(path, header=True)
             kv = KeyedVectors.load_word2vec_format(str(path), binary=False, unicode_errors="strict")
         else:
+            _validate_text_vectors(path, header=False)
             kv = KeyedVectors.load_word2vec_format(
                 str(path), binary=False, no_header=True, unicode_errors="strict"
             )
