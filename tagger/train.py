@@ -30,6 +30,7 @@ from tagger.prepare import load_prepared
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
 TRAIN_CONFIG = "train.toml"
+RESUME_OVERRIDES = ("epochs", "max_minutes", "patience", "device", "threads", "eval_batch_size")
 
 
 @dataclass
@@ -233,22 +234,32 @@ def evaluate_split(model: BiLSTMCRF, encoded, gold: list[list[str]], itos: list[
 def train(
     prepared_dir: str | Path,
     out: str | Path,
-    opts: TrainOptions,
+    opts: TrainOptions | None,
     resume: bool = False,
     force: bool = False,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
 ) -> dict:
-    """Train a tagger; returns a summary with the best dev score and per-epoch metrics."""
+    """Train a tagger; returns a summary with the best dev score and per-epoch metrics.
+
+    With ``resume``, the configuration saved in ``out`` is used; ``opts`` may be None, or
+    options whose ``epochs``, ``max_minutes``, ``patience``, ``device`` and ``threads`` differ
+    from the defaults override the saved ones (extending or shortening the run).
+    """
     say = log or (lambda m: None)
     out = Path(out)
     ckpt_path = out / CHECKPOINT
     if resume:
         if not ckpt_path.exists():
             raise TaggerError(f"{out}: nothing to resume (no {CHECKPOINT})")
-        opts = TrainOptions.from_toml(out / TRAIN_CONFIG, epochs=opts.epochs, max_minutes=opts.max_minutes,
-                                      device=opts.device, threads=opts.threads)
+        defaults = TrainOptions()
+        given = {} if opts is None else {
+            k: getattr(opts, k) for k in RESUME_OVERRIDES if getattr(opts, k) != getattr(defaults, k)
+        }
+        opts = TrainOptions.from_toml(out / TRAIN_CONFIG, **given)
         say(f"resuming from {ckpt_path} with the saved configuration {out / TRAIN_CONFIG}")
+    if opts is None:
+        raise TaggerError("training options are required unless resuming")
     opts.validate()
     prep = load_prepared(prepared_dir)
     if "train" not in prep.dataset:
