@@ -51,6 +51,9 @@ def atomic_dir(out: str | os.PathLike, force: bool = False) -> Iterator[Path]:
         raise _os_error(parent, exc) from None
     try:
         yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the usual directory mode
         old = None
         if out.exists():
             old = parent / f".{out.name}.old-{os.getpid()}"
