@@ -7,6 +7,7 @@ a killed run so that it ends exactly as an uninterrupted run would.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -22,7 +23,7 @@ import torch
 from tagger import bundle, metrics, schemes
 from tagger.errors import TaggerError
 from tagger.features import Featurizer, collate, length_batches
-from tagger.fsutil import atomic_write_bytes, atomic_write_json
+from tagger.fsutil import atomic_write_bytes, atomic_write_json, os_error
 from tagger.model import BiLSTMCRF, ModelConfig
 from tagger.predict import WEIGHTS, Predictor, save_tagger_static, tagger_config
 from tagger.prepare import load_prepared
@@ -37,7 +38,7 @@ RESUME_OVERRIDES = ("epochs", "max_minutes", "patience", "device", "threads", "e
 class TrainOptions:
     """Training and architecture options; the defaults are the CoNLL-2003 recipe (see README)."""
 
-    epochs: int = 50
+    epochs: int = 100
     batch_size: int = 16
     optimizer: str = "sgd"  # sgd | adam | adamw
     lr: float = 0.015
@@ -45,7 +46,7 @@ class TrainOptions:
     lr_decay: float = 0.05  # lr_t = lr / (1 + lr_decay * t), Ma & Hovy (2016)
     weight_decay: float = 0.0
     clip: float = 5.0
-    patience: int = 10
+    patience: int = 15
     max_minutes: float = 0.0  # 0 = no time limit
     seed: int = 1
     device: str = "auto"
@@ -65,6 +66,7 @@ class TrainOptions:
     crf: bool = True
     constrained: bool = True  # forbid ill-formed BIO/BIOES transitions when decoding
     constrain_training: bool = False
+    ema: float = 0.999  # decay of an exponential moving average of the weights (0 = off)
 
     def validate(self) -> None:
         checks = [
@@ -77,6 +79,12 @@ class TrainOptions:
             (self.char_encoder in ("cnn", "lstm", "none"), "--char-encoder must be cnn, lstm or none"),
             (0 <= self.dropout < 1 and 0 <= self.word_dropout < 1, "dropout must be in [0, 1)"),
             (self.hidden >= 1 and self.layers >= 1, "--hidden and --layers must be positive"),
+            # the same bounds as when a model directory is loaded (tagger.predict.load_tagger)
+            (self.hidden <= 4096 and self.layers <= 8, "--hidden must be at most 4096 and --layers at most 8"),
+            (1 <= self.char_dim <= 1024 and 1 <= self.char_filters <= 4096 and 1 <= self.char_kernel <= 31,
+             "--char-dim must be in [1, 1024], --char-filters in [1, 4096], --char-kernel in [1, 31]"),
+            (self.eval_batch_size >= 1 and self.threads >= 0, "--eval-batch-size must be >= 1, --threads >= 0"),
+            (0.0 <= self.ema < 1.0, "--ema must be in [0, 1)"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "--device must be auto, cpu or cuda"),
         ]
         for ok, msg in checks:
@@ -93,6 +101,8 @@ class TrainOptions:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TaggerError(f"{path}: invalid TOML ({exc})") from None
         data = data.get("train", data)
+        if not isinstance(data, dict):
+            raise TaggerError(f"{path}: [train] must be a table of options")
         known = {f.name: f for f in fields(cls)}
         opts = cls()
         for key, value in data.items():
@@ -161,11 +171,63 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.T
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict) -> None:
+class WeightEMA:
+    """Exponential moving average of the trainable weights (Polyak averaging).
+
+    Dev evaluation and the saved model use the averaged weights; training continues on the raw
+    ones. The decay warms up as min(decay, (1 + n) / (10 + n)) so early averages are not
+    dominated by the random initialisation.
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        self.names = [n for n, _ in named]
+        self.params = [p for _, p in named]
+        self.shadow = [p.detach().clone() for p in self.params]
+        self.updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - d)
+
+    @contextlib.contextmanager
+    def applied(self):
+        """Temporarily load the averaged weights into the model."""
+        backup = [p.detach().clone() for p in self.params]
+        with torch.no_grad():
+            for p, s in zip(self.params, self.shadow):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, b in zip(self.params, backup):
+                    p.copy_(b)
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {f"ema.{n}": s for n, s in zip(self.names, self.shadow)}
+
+    def load(self, tensors: dict[str, torch.Tensor], updates: int) -> None:
+        for i, n in enumerate(self.names):
+            t = tensors.get(f"ema.{n}")
+            if t is None or t.shape != self.shadow[i].shape or t.dtype != self.shadow[i].dtype:
+                raise ValueError(f"checkpoint has no usable averaged weights for {n}")
+            self.shadow[i] = t.to(self.shadow[i].device).clone()
+        self.updates = updates
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, info: dict,
+                    ema: WeightEMA | None = None) -> None:
     """Model, optimiser and RNG state in one safetensors file (metadata holds the JSON part)."""
     from safetensors.torch import save
 
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if ema is not None:
+        tensors.update({k: v.detach().cpu().contiguous() for k, v in ema.tensors().items()})
+        info = {**info, "ema_updates": ema.updates}
     otensors, ometa = _optimizer_state(opt)
     tensors.update({k: v.detach().cpu().contiguous() for k, v in otensors.items()})
     tensors["rng.torch"] = torch.get_rng_state()
@@ -173,9 +235,17 @@ def save_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
     atomic_write_bytes(path, save(tensors, metadata=meta))
 
 
-def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
+INFO_FIELDS = {"epoch": int, "best": (int, float), "best_epoch": int, "bad_epochs": int, "elapsed": (int, float),
+               "finished": bool}
+
+
+def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
+                    ema: WeightEMA | None = None) -> dict:
+    """Restore model, optimiser and RNG state; anything inconsistent is a TaggerError (nothing is unpickled)."""
     from safetensors import safe_open
 
+    if not path.is_file():
+        raise TaggerError(f"{path}: not a regular file; remove it to start over")
     try:
         with safe_open(str(path), framework="pt") as fh:
             meta = fh.metadata() or {}
@@ -184,13 +254,44 @@ def load_checkpoint(path: Path, model: torch.nn.Module, opt: torch.optim.Optimiz
         ometa = json.loads(meta["optim"])
     except Exception as exc:  # corrupt or foreign file
         raise TaggerError(f"{path}: unreadable checkpoint ({exc}); remove it to start over") from None
+
+    def bad(why: str) -> TaggerError:
+        return TaggerError(f"{path}: unusable checkpoint ({why}); remove it to start over")
+
+    if not isinstance(info, dict) or not isinstance(ometa, dict):
+        raise bad("bad metadata")
+    for key, typ in INFO_FIELDS.items():
+        if not isinstance(info.get(key), typ) or (typ is int and isinstance(info[key], bool)):
+            raise bad(f"bad or missing {key!r}")
+    if info["epoch"] < 1:
+        raise bad("bad epoch")
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    ema_tensors = {k: v for k, v in tensors.items() if k.startswith("ema.")}
     expected = model.state_dict()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in state):
         raise TaggerError(f"{path}: checkpoint does not match this model configuration")
-    model.load_state_dict(state)
-    _load_optimizer_state(opt, tensors, ometa)
-    torch.set_rng_state(tensors["rng.torch"])
+    for k, v in state.items():
+        if v.dtype != expected[k].dtype or (v.is_floating_point() and not torch.isfinite(v).all()):
+            raise bad(f"tensor {k} has the wrong dtype or non-finite values")
+    rng = tensors.get("rng.torch")
+    if rng is None or rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise bad("bad or missing RNG state")
+    try:
+        model.load_state_dict(state)
+        _load_optimizer_state(opt, tensors, ometa)
+        for group in opt.param_groups:
+            for p in group["params"]:
+                for name, v in opt.state.get(p, {}).items():
+                    if torch.is_tensor(v) and v.dim() > 0 and v.shape != p.shape:
+                        raise ValueError(f"optimiser state {name} has shape {tuple(v.shape)}, expected {tuple(p.shape)}")
+        if ema is not None:
+            updates = info.get("ema_updates")
+            if not isinstance(updates, int) or isinstance(updates, bool) or updates < 0:
+                raise ValueError("bad or missing averaged-weights counter")
+            ema.load(ema_tensors, updates)
+        torch.set_rng_state(rng)
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        raise bad(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
     return info
 
 
@@ -249,15 +350,19 @@ def train(
     say = log or (lambda m: None)
     out = Path(out)
     ckpt_path = out / CHECKPOINT
+    restart = False  # --resume of a run killed before its first checkpoint: start over, same configuration
     if resume:
-        if not ckpt_path.exists():
-            raise TaggerError(f"{out}: nothing to resume (no {CHECKPOINT})")
+        if not ckpt_path.exists() and not ckpt_path.is_symlink():
+            if not (out / TRAIN_CONFIG).is_file() or not (out / "config.json").is_file():
+                raise TaggerError(f"{out}: nothing to resume (no {CHECKPOINT}); start again with --force")
+            restart = True
         defaults = TrainOptions()
         given = {} if opts is None else {
             k: getattr(opts, k) for k in RESUME_OVERRIDES if getattr(opts, k) != getattr(defaults, k)
         }
         opts = TrainOptions.from_toml(out / TRAIN_CONFIG, **given)
-        say(f"resuming from {ckpt_path} with the saved configuration {out / TRAIN_CONFIG}")
+        say(f"resuming from {ckpt_path} with the saved configuration {out / TRAIN_CONFIG}" if not restart else
+            f"{out}: no checkpoint yet (stopped in the first epoch): starting over with {out / TRAIN_CONFIG}")
     if opts is None:
         raise TaggerError("training options are required unless resuming")
     opts.validate()
@@ -271,8 +376,13 @@ def train(
     if out.exists() and not resume:
         if not force:
             raise TaggerError(f"{out} already exists (use --force to replace it, or --resume to continue)")
+        if not out.is_dir():
+            raise TaggerError(f"{out} exists and is not a directory")
         shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(out, exc) from None
 
     torch.manual_seed(opts.seed)
     labels = prep.labels
@@ -312,6 +422,7 @@ def train(
         model.crf.set_constraints(start, trans, end, in_training=constrained and opts.constrain_training)
     model.to(device)
     optimizer = make_optimizer(model, opts)
+    ema = WeightEMA(model, opts.ema) if opts.ema > 0 else None
 
     manifest = prep.manifest
     data_opts = {k: manifest["options"].get(k) for k in ("format", "token_column", "label_column", "label_field", "encoding")}
@@ -321,13 +432,12 @@ def train(
     metrics_path = out / METRICS
     start_epoch, best, best_epoch, bad, elapsed = 1, -math.inf, 0, 0, 0.0
     history: list[dict] = []
-    if resume:
-        info = load_checkpoint(ckpt_path, model, optimizer)
+    if resume and not restart:
+        info = load_checkpoint(ckpt_path, model, optimizer, ema)
         start_epoch = info["epoch"] + 1
         best, best_epoch, bad, elapsed = info["best"], info["best_epoch"], info["bad_epochs"], info["elapsed"]
         if metrics_path.exists():  # drop lines of epochs that had not reached their checkpoint
-            lines = [l for l in metrics_path.read_text().splitlines() if l.strip()]
-            history = [json.loads(l) for l in lines if json.loads(l)["epoch"] <= info["epoch"]]
+            history = [r for r in _read_metrics(metrics_path) if r["epoch"] <= info["epoch"]]
         if info.get("finished"):
             say(f"{out}: training had already finished (best epoch {best_epoch})")
             return _summary(out, prep.task, best, best_epoch, history, elapsed)
@@ -358,6 +468,8 @@ def train(
             if opts.clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
             optimizer.step()
+            if ema is not None:
+                ema.update()
             total_loss += loss.item()
             if bar is not None:
                 bar.update(len(idx))
@@ -365,20 +477,21 @@ def train(
         train_seconds = time.perf_counter() - t0
         if bar is not None:
             bar.close()
-        if dev_enc is not None:
-            dev_scores, _ = evaluate_split(model, dev_enc, dev_gold, itos, prep.task, prep.scheme,
-                                           opts.eval_batch_size, device)
-        else:
-            dev_scores = {}
+        with ema.applied() if ema is not None else contextlib.nullcontext():
+            if dev_enc is not None:
+                dev_scores, _ = evaluate_split(model, dev_enc, dev_gold, itos, prep.task, prep.scheme,
+                                               opts.eval_batch_size, device)
+            else:
+                dev_scores = {}
+            score = dev_scores.get(key, float(epoch))  # without dev: the latest epoch is the best
+            improved = score > best
+            if improved:
+                best, best_epoch, bad = score, epoch, 0
+                bundle.save_tensors(out / WEIGHTS, model.state_dict())
+            else:
+                bad += 1
         seconds = time.perf_counter() - t0
         elapsed += seconds
-        score = dev_scores.get(key, float(epoch))  # without dev: the latest epoch is the best
-        improved = score > best
-        if improved:
-            best, best_epoch, bad = score, epoch, 0
-            bundle.save_tensors(out / WEIGHTS, model.state_dict())
-        else:
-            bad += 1
         row = {
             "epoch": epoch, "loss": total_loss / len(train_enc), "lr": lr,
             "dev": {k: v for k, v in dev_scores.items() if k != "per_type"},
@@ -387,8 +500,11 @@ def train(
             "tokens_per_s": round(n_tokens / train_seconds, 1), "best": improved,
         }
         history.append(row)
-        with open(metrics_path, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
+        try:
+            with open(metrics_path, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+        except OSError as exc:
+            raise os_error(metrics_path, exc) from None
         dev_txt = f" dev {key} {score:.4f}" if dev_scores else ""
         say(f"epoch {epoch}: loss {row['loss']:.4f}{dev_txt} lr {lr:.5f} {seconds:.1f}s"
             f" ({row['sentences_per_s']:.0f} sent/s){' *' if improved else ''}")
@@ -402,11 +518,24 @@ def train(
         finished = stop is not None
         info = {"epoch": epoch, "best": best, "best_epoch": best_epoch, "bad_epochs": bad,
                 "elapsed": elapsed, "finished": finished}
-        save_checkpoint(ckpt_path, model, optimizer, info)
+        save_checkpoint(ckpt_path, model, optimizer, info, ema)
         if stop:
             say(f"stopping: {stop}; best epoch {best_epoch} ({key} {best:.4f})")
             break
     return _summary(out, prep.task, best, best_epoch, history, elapsed)
+
+
+def _read_metrics(path: Path) -> list[dict]:
+    """Rows of metrics.jsonl; a line cut short by a kill (or otherwise unreadable) is dropped."""
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int):
+            rows.append(row)
+    return rows
 
 
 def _summary(out: Path, task: str, best: float, best_epoch: int, history: list[dict], elapsed: float) -> dict:
