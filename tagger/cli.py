@@ -258,9 +258,9 @@ def run_pipeline_cmd(pipeline_file, sets, workdir, force, from_stage, until_stag
 @click.option("--output-format", type=click.Choice(["auto", "conll", "jsonl"]), default="auto", show_default=True,
               help="auto: conll for CoNLL/CoNLL-U input, jsonl otherwise. Files are named INPUT + .conll/.jsonl.")
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Sentences per model batch.")
-@click.option("--workers", type=int, default=1, show_default=True, help="Processes, each with its own model copy.")
+@click.option("--workers", type=int, default=1, show_default=True, help="Worker processes predicting in parallel (forked: they share the loaded model).")
 @click.option("--threads", type=int, default=0, show_default=True,
-              help="Torch threads per process (0 = cores / workers).")
+              help="Torch threads per process (0 = cores / workers, not counting cores other processes keep busy).")
 @click.option("--nbest", type=int, default=0, show_default=True, help="Also write the K best tag sequences.")
 @click.option("--glob", "glob_", default="*", show_default=True, help="File-name pattern inside input directories.")
 @click.option("--max-length", type=int, default=1000, show_default=True,
@@ -287,7 +287,8 @@ def annotate(model_dir, inputs, out, input_format, output_format, batch_size, wo
         threads=threads, nbest=nbest, glob=glob_, max_length=max_length, scheme=scheme,
         conllu_field=conllu_field, resume=resume, encoding=encoding, progress=False if quiet else None,
     )
-    summary = annotate_paths(model_dir, list(inputs), out, opts)
+    # A fresh process: the model is loaded single-threaded, so forked workers may use threads.
+    summary = annotate_paths(model_dir, list(inputs), out, opts, fork_safe=True)
     if not quiet or not summary.ok:
         click.echo(summary.format(), err=True)
     sys.exit(summary.exit_code)
@@ -362,8 +363,6 @@ def classify() -> None:
 @_classifier_options
 def classify_train(train_files, label_files, dev_files, out, cv, cv_report, format_, encoding, force, quiet, **flags):
     """Train a sentence classifier (or cross-validate one with --cv K)."""
-    import json
-
     from tagger.classifier import ClassifierOptions, cross_validate, read_data, train_classifier
     from tagger.fsutil import atomic_write_json
 
@@ -387,7 +386,11 @@ def classify_train(train_files, label_files, dev_files, out, cv, cv_report, form
             return
     dev = read_data(dev_files, (), format_, encoding) if dev_files else None
     clf, summary = train_classifier(examples, dev, opts, log=log, progress=not quiet)
+    if cv:
+        clf.config["training"]["cv"] = {k: res[k] for k in ("k", "mean_accuracy", "std_accuracy", "folds")}
     clf.save(out, force=force)
+    if cv:
+        atomic_write_json(Path(out) / "cv.json", res)
     if not quiet:
         best = summary["best_dev_accuracy"]
         best_txt = f"best dev accuracy {best:.4f} (epoch {summary['best_epoch']})" if best is not None else "no dev data"
@@ -471,7 +474,8 @@ def _generator_options(f):
         "max_minutes": "Stop training after this many minutes (0 = no limit).",
         "device": "auto | cpu | cuda.", "threads": "Torch CPU threads (0 = default).",
         "eval_batch_size": "Streams for dev perplexity.",
-        "adaptive_softmax": "Adaptive softmax for vocabularies over 4000 words (faster).",
+        "adaptive_softmax": "Adaptive softmax, untied (faster for vocabularies over 4000 words).",
+        "dev_fraction": "Without --dev: hold out this share of the training sentences (the last ones).",
     }
     names = {"digits": "normalize-digits"}
     for fld in reversed(fields(GeneratorOptions)):
