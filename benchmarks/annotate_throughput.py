@@ -46,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[0],
                     help="torch threads per process (0 = cores / workers, the CLI default)")
     ap.add_argument("--formats", nargs="+", default=["text", "tokens"], choices=["text", "tokens"])
-    ap.add_argument("--baseline", action="store_true",
-                    help="also time Predictor.predict in place of the fast path (fast=False), one worker")
     ap.add_argument("--out", default=str(ROOT / "reports" / "annotate_throughput"))
     args = ap.parse_args(argv)
 
@@ -64,22 +62,19 @@ def main(argv: list[str] | None = None) -> int:
         paths = {"text": Path(tmp) / "eng.testb.txt", "tokens": Path(tmp) / "eng.testb.tok"}
         for p in paths.values():
             p.write_text(lines, encoding="utf-8")
-        configs = [(fmt, workers, threads, bs, True) for fmt in args.formats for workers in args.workers
+        configs = [(fmt, workers, threads, bs) for fmt in args.formats for workers in args.workers
                    for threads in args.threads for bs in args.batch_sizes]
-        if args.baseline:
-            configs += [(fmt, 1, threads, bs, False) for fmt in args.formats for threads in args.threads
-                        for bs in args.batch_sizes]
-        for fmt, workers, threads, bs, fast in configs:
+        for fmt, workers, threads, bs in configs:
             predictor = tagger.load(args.model)
             opts = AnnotateOptions(input_format=fmt, output_format="jsonl", batch_size=bs,
-                                   workers=workers, threads=threads, progress=False, fast=fast)
+                                   workers=workers, threads=threads, progress=False)
             load = os.getloadavg()[0]
             cpu0 = _cpu()
             summary = annotate_paths(predictor, [paths[fmt]], Path(tmp) / f"out-{fmt}.jsonl", opts)
             cpu = _cpu() - cpu0
             row = {
                 "input": fmt, "batch_size": bs, "workers": workers, "threads": summary.threads,
-                "predictor": "FastTagger" if fast else "Predictor.predict",
+                "predictor": "Predictor.predict",
                 "sentences": summary.sentences, "tokens": summary.tokens,
                 "seconds": round(summary.seconds, 3),
                 "tokens_per_s": round(summary.tokens / summary.seconds),

@@ -38,9 +38,8 @@ written as it comes, in input order; memory does not grow with the input. With `
 chunks go to forked worker processes (a bounded number in flight) and come back in order; with
 one worker, a reader thread prepares the next chunk while the current one is predicted.
 
-Prediction uses :class:`FastTagger`, a batched re-implementation of :meth:`Predictor.predict`
-for this model family (same tags and entity probabilities, several times faster); models it does
-not recognise fall back to :meth:`Predictor.predict`.
+Prediction is :meth:`tagger.predict.Predictor.predict` (without per-token scores, which no
+output format carries).
 
 Library use::
 
@@ -57,7 +56,6 @@ import codecs
 import contextlib
 import fnmatch
 import io
-import itertools
 import json
 import multiprocessing
 import os
@@ -69,11 +67,9 @@ from pathlib import Path
 from typing import IO, Callable, Iterator, Sequence
 
 import torch
-from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from tagger import schemes
 from tagger.errors import InputError, TaggerError
-from tagger.features import casing as _casing_of
 from tagger.predict import Entity, Prediction, Predictor
 from tagger.textproc import TextSentence, iter_pieces, iter_text_sentences, split_sentences
 
@@ -108,7 +104,6 @@ class AnnotateOptions:
     chunk_size: int = 0  # sentences predicted (and held in memory) at a time; 0 = 4096, 1024 with workers
     threads: int = 0  # torch threads per process; 0 = default_threads(workers)
     progress: bool | None = None  # tqdm: None = only on a terminal
-    fast: bool = True  # use the batched fast path (FastTagger) where the model allows it
     max_chars: int = 100_000  # raw text handed to the tokenizer at once (a paragraph is cut beyond)
     prefetch: bool = True  # with one worker, read and tokenise in a thread while predicting
 
@@ -184,287 +179,6 @@ class AnnotateSummary:
         return "\n".join(lines)
 
 
-# =========================================================================== fast prediction
-
-
-_TAG_PARTS: dict[tuple[str, str], tuple[str, str | None]] = {}
-
-
-def _tag_parts(tag: str, scheme: str) -> tuple[str, str | None]:
-    key = (tag, scheme)
-    parts = _TAG_PARTS.get(key)
-    if parts is None:
-        schemes.to_spans([tag], scheme)  # validates the tag in this scheme (raises SchemeError)
-        parts = _TAG_PARTS[key] = schemes.split_tag(tag)
-    return parts
-
-
-def entity_spans(tags: Sequence[str], scheme: str) -> list[schemes.Span]:
-    """Same result as :func:`tagger.schemes.to_spans` (conlleval's reading), several times faster.
-
-    Each distinct tag is parsed and validated once; ``O`` tags cost one comparison.
-    """
-    spans: list[schemes.Span] = []
-    prev_tag, prev_type = "O", None
-    begin = 0
-    for i, label in enumerate(tags):
-        if label == "O":
-            if prev_tag != "O":
-                spans.append(schemes.Span(prev_type, begin, i))  # every chunk ends before an O
-            prev_tag, prev_type = "O", None
-            continue
-        tag, type_ = _tag_parts(label, scheme)
-        if prev_tag != "O":
-            # conlleval endOfChunk (with S-): has the running chunk ended before this tag?
-            if prev_tag in ("E", "S") or (prev_tag in ("B", "I") and tag in ("B", "S")) or prev_type != type_:
-                spans.append(schemes.Span(prev_type, begin, i))
-                begin = i
-            elif tag == "B" or tag == "S":  # startOfChunk without an end: cannot happen, kept for clarity
-                begin = i
-        else:
-            begin = i  # after O every entity tag starts a chunk
-        prev_tag, prev_type = tag, type_
-    if prev_tag != "O":
-        spans.append(schemes.Span(prev_type, begin, len(tags)))
-    return spans
-
-
-class FastTagger:
-    """Batched prediction for a :class:`Predictor`'s BiLSTM-CRF, tuned for throughput.
-
-    Gives the same tags and entity probabilities as :meth:`Predictor.predict` (up to float
-    rounding) but, per chunk of sentences, computes the character encoder once per distinct
-    token (cached across chunks), builds all features with a few tensor operations, sorts by
-    length for packed LSTM batches, and runs one forward-backward pass in probability space
-    only over the sentences that have entities (or all, for n-best). Per-token marginal
-    ``scores`` are not computed (the returned predictions have ``scores == []``).
-    """
-
-    def __init__(self, predictor: Predictor, cache_size: int = 100_000) -> None:
-        self.predictor = predictor
-        model = predictor.model
-        self.model = model
-        self.crf = model.crf
-        self.device = predictor.device
-        self.lookup = predictor.lookup
-        self.char_ids = predictor.featurizer.char_ids
-        self.itos = list(predictor.labels.itos)
-        self.entity = predictor.task == "entity"
-        self.scheme = predictor.scheme
-        self.o_id = self.itos.index("O") if "O" in self.itos else -1
-        self.cache_size = cache_size
-        self._info: dict[str, tuple[int, int, int]] = {}  # token -> (word id, casing, row of self._ctab)
-        self._cdim = getattr(model.char_encoder, "out_dim", 0)
-        self._ctab = torch.zeros(1024, max(1, self._cdim), device=self.device)
-        crf = self.crf
-        with torch.no_grad():
-            pen = -1e4
-            self.start = (crf.start_transitions + (~crf.start_allowed).float() * pen).double()
-            self.trans = (crf.transitions + (~crf.trans_allowed).float() * pen).double()
-            self.end = (crf.end_transitions + (~crf.end_allowed).float() * pen).double()
-            self.tmax = self.trans.max()
-            self.exp_trans = (self.trans - self.tmax).exp()  # 0 where disallowed
-
-    @staticmethod
-    def supports(predictor: Predictor) -> bool:
-        """Whether the model has the structure this fast path reproduces."""
-        from tagger.model import BiLSTMCRF, CharCNN, CharLSTM
-
-        m = predictor.model
-        return (
-            type(m) is BiLSTMCRF and m.crf is not None and not m.training
-            and (m.char_encoder is None or type(m.char_encoder) in (CharCNN, CharLSTM))
-            and getattr(m.lstm, "batch_first", False)
-        )
-
-    # ------------------------------------------------------------------ features
-
-    def _add_tokens(self, new: list[str]) -> None:
-        """Word id, casing class and character-encoder output (a row of the table) of new tokens."""
-        info = self._info
-        base = len(info) + 1  # row 0 of the table stays zeros
-        need = base + len(new)
-        if self._cdim and need > self._ctab.shape[0]:
-            grown = torch.zeros(max(need, 2 * self._ctab.shape[0]), self._ctab.shape[1], device=self.device)
-            grown[: self._ctab.shape[0]] = self._ctab
-            self._ctab = grown
-        enc = self.model.char_encoder
-        if enc is not None:
-            ids = [self.char_ids(t) for t in new]
-            order = sorted(range(len(new)), key=lambda i: len(ids[i]))
-            for k in range(0, len(order), 4096):  # similar lengths together: little padding
-                grp = order[k : k + 4096]
-                width = max(1, len(ids[grp[-1]]))
-                pad = [0] * width
-                flat_ids = [c for i in grp for c in (ids[i] + pad)[:width]]
-                chars = torch.tensor(flat_ids, dtype=torch.long).view(1, len(grp), width)
-                feats = enc(chars.to(self.device))[0]  # (group, out_dim)
-                self._ctab[torch.tensor([base + i for i in grp], device=self.device)] = feats
-        words = self.lookup.lookup(new)
-        for i, t in enumerate(new):
-            info[t] = (words[i], _casing_of(t), base + i)
-
-    def _features(self, flat: Sequence[str]) -> torch.Tensor:
-        """``(len(flat), in_dim)`` input features of the tokens."""
-        model = self.model
-        info = self._info
-        new = [t for t in dict.fromkeys(flat) if t not in info]
-        if new:
-            if len(info) + len(new) > self.cache_size:
-                info.clear()
-                new = list(dict.fromkeys(flat))
-            self._add_tokens(new)
-        words, cas, rows = zip(*[info[t] for t in flat])
-        dev = self.device
-        parts = [model.embed_words(torch.tensor(words, device=dev))]
-        if model.char_encoder is not None:
-            parts.append(self._ctab[torch.tensor(rows, device=dev)])
-        if model.casing_embed is not None:
-            parts.append(model.casing_embed(torch.tensor(cas, device=dev)))
-        return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-
-    # ------------------------------------------------------------------ CRF
-
-    def _forward_backward(self, em: torch.Tensor, mask: torch.Tensor, betas: bool = True):
-        """Alphas, betas ``(b, L, T)`` and log Z ``(b,)`` of the constrained CRF, in scaled probability space."""
-        em = em.double()  # float32 sums over long sentences lose ~1e-3 of probability
-        b, n, _ = em.shape
-        E, tmax = self.exp_trans, self.tmax
-        alphas = em.new_empty(em.shape)
-        a = self.start + em[:, 0]
-        alphas[:, 0] = a
-        for t in range(1, n):
-            m = a.max(1, keepdim=True).values
-            nxt = torch.log((a - m).exp() @ E) + (m + tmax) + em[:, t]
-            a = torch.where(mask[:, t, None], nxt, a)
-            alphas[:, t] = a
-        log_z = torch.logsumexp(a + self.end, dim=1)
-        if not betas:
-            return alphas, None, log_z
-        bet = em.new_empty(em.shape)
-        beta = self.end.expand(b, -1)
-        bet[:, n - 1] = beta
-        Et = E.t()
-        for t in range(n - 2, -1, -1):
-            v = em[:, t + 1] + beta
-            m = v.max(1, keepdim=True).values
-            nxt = torch.log((v - m).exp() @ Et) + (m + tmax)
-            beta = torch.where(mask[:, t + 1, None], nxt, beta)
-            bet[:, t] = beta
-        return alphas, bet, log_z
-
-    # ------------------------------------------------------------------ predict
-
-    def predict(self, sentences: Sequence[Sequence[str]], batch_size: int = 256, nbest: int = 0) -> list[Prediction]:
-        """Predictions in input order (tags in the model's scheme)."""
-        out: list[Prediction | None] = [None] * len(sentences)
-        nonempty = []
-        for i, s in enumerate(sentences):
-            if len(s):
-                nonempty.append(i)
-            else:
-                out[i] = Prediction([], [], [])
-        if not nonempty:
-            return out  # type: ignore[return-value]
-        with torch.inference_mode():
-            self._predict(sentences, nonempty, out, batch_size, nbest)
-        return out  # type: ignore[return-value]
-
-    def _predict(self, sentences, nonempty, out, batch_size, nbest) -> None:
-        model, crf, itos, dev = self.model, self.crf, self.itos, self.device
-        flat = [t for i in nonempty for t in sentences[i]]
-        x = self._features(flat)  # (tokens, in_dim)
-        lengths = [len(sentences[i]) for i in nonempty]
-        starts = list(itertools.accumulate([0] + lengths[:-1]))
-        order = sorted(range(len(nonempty)), key=lambda j: -lengths[j])
-        lstm, emit = model.lstm, model.emit
-        for k in range(0, len(order), batch_size):
-            chunk = order[k : k + batch_size]
-            lens = torch.tensor([lengths[j] for j in chunk])
-            n = int(lens[0])
-            pos = torch.arange(n)
-            mask = pos[None, :] < lens[:, None]  # (b, n)
-            idx = torch.tensor([starts[j] for j in chunk])[:, None] + pos[None, :]  # (b, n) rows of x
-            if int(lens[-1]) == n:  # all the same length: no packing needed
-                h, _ = lstm(x[idx.to(dev)])
-                em = emit(h).float()  # (b, n, T)
-            else:
-                # Packed (time-major) input built directly, emissions of the real tokens only.
-                batch_sizes = mask.sum(0)
-                packed = PackedSequence(x[idx.t()[mask.t()].to(dev)], batch_sizes)
-                h = lstm(packed)[0]
-                em, _ = pad_packed_sequence(PackedSequence(emit(h.data).float(), batch_sizes),
-                                            batch_first=True, total_length=n)
-            mask = mask.to(dev)
-            paths, _ = crf.decode(em, mask)
-            paths_l = paths.tolist()
-            # Sentences whose path has a tag other than O (the others have no entities).
-            maybe = ((paths != self.o_id) & mask).any(1).tolist() if self.entity else None
-            preds = []
-            with_spans = []
-            for r, j in enumerate(chunk):
-                tags = [itos[t] for t in paths_l[r][: lengths[j]]]
-                p = Prediction(list(sentences[nonempty[j]]), tags, [])
-                preds.append(p)
-                out[nonempty[j]] = p
-                if maybe is not None and maybe[r]:
-                    spans = entity_spans(tags, self.scheme)
-                    if spans:
-                        with_spans.append((r, spans))
-            if nbest:
-                self._nbest(em, mask, paths, preds, with_spans, nbest)
-            elif with_spans:
-                rows = torch.tensor([r for r, _ in with_spans], device=dev)
-                self._entities(em[rows], mask[rows], paths[rows], [preds[r] for r, _ in with_spans],
-                               [sp for _, sp in with_spans])
-
-    def _entities(self, em, mask, paths, preds, spans_list, fb=None) -> None:
-        alphas, betas, log_z = fb if fb is not None else self._forward_backward(em, mask)
-        b, n, T = em.shape
-        pe = em.gather(2, paths.unsqueeze(2)).squeeze(2).double()  # (b, n) emission of each path tag
-        pt = torch.zeros(b, n, dtype=torch.float64, device=em.device)
-        if n > 1:
-            pt[:, 1:] = self.trans[paths[:, :-1], paths[:, 1:]]
-        cum = torch.cumsum(pe + pt, dim=1)  # inner score prefix sums
-        bi, st, en = [], [], []
-        for r, spans in enumerate(spans_list):
-            for sp in spans:
-                bi.append(r), st.append(sp.start), en.append(sp.end)
-        bi_t = torch.tensor(bi, device=em.device)
-        st_t = torch.tensor(st, device=em.device)
-        last_t = torch.tensor(en, device=em.device) - 1
-        tag_st = paths[bi_t, st_t]
-        tag_en = paths[bi_t, last_t]
-        lp = (alphas[bi_t, st_t, tag_st] + cum[bi_t, last_t] - cum[bi_t, st_t]
-              + betas[bi_t, last_t, tag_en] - log_z[bi_t])
-        probs = lp.exp().clamp(max=1.0).tolist()
-        k = 0
-        for r, spans in enumerate(spans_list):
-            ents = preds[r].entities
-            for sp in spans:
-                ents.append(Entity(sp.label, sp.start, sp.end, float(probs[k])))
-                k += 1
-
-    def _nbest(self, em, mask, paths, preds, with_spans, k) -> None:
-        fb = self._forward_backward(em, mask, betas=bool(with_spans))
-        log_z = fb[2]
-        kpaths, kscores = self.crf.nbest(em, mask, k)
-        kp = kpaths.tolist()
-        kprob = (kscores - log_z.unsqueeze(1)).exp().tolist()
-        finite = torch.isfinite(kscores).tolist()
-        itos = self.itos
-        for r, p in enumerate(preds):
-            n = len(p.tokens)
-            for q in range(k):
-                if finite[r][q]:
-                    p.nbest.append(([itos[t] for t in kp[r][q][:n]], kprob[r][q]))
-        if with_spans:
-            rows = [r for r, _ in with_spans]
-            ri = torch.tensor(rows, device=em.device)
-            self._entities(em[ri], mask[ri], paths[ri], [preds[r] for r in rows], [sp for _, sp in with_spans],
-                           fb=(fb[0][ri], fb[1][ri], log_z[ri]))
-
-
 # =========================================================================== prediction engine
 
 
@@ -474,7 +188,6 @@ class Engine:
     def __init__(self, predictor: Predictor, options: AnnotateOptions) -> None:
         self.predictor = predictor
         self.options = options
-        self.fast = FastTagger(predictor) if options.fast and FastTagger.supports(predictor) else None
         self.entity = predictor.task == "entity"
         self.scheme = predictor.scheme
         target = options.scheme
@@ -496,10 +209,7 @@ class Engine:
                 pieces.extend(s[i : i + limit] for i in range(0, len(s), limit))
                 plan.append((first, len(pieces) - first))
                 nsplit += 1
-        if self.fast is not None:
-            preds = self.fast.predict(pieces, o.batch_size, o.nbest)
-        else:
-            preds = self.predictor.predict(pieces, batch_size=o.batch_size, nbest=o.nbest)
+        preds = self.predictor.predict(pieces, batch_size=o.batch_size, nbest=o.nbest, token_scores=False)
         if nsplit:
             preds = [preds[a] if m == 1 else self._rejoin(preds[a : a + m]) for a, m in plan]
         if self.target is not None:

@@ -52,14 +52,18 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     if not model_dir.is_dir():
         raise ModelError(f"{model_dir}: not a directory (expected a model directory)")
     path = model_dir / "config.json"
+    if path.exists() and not path.is_file():
+        raise ModelError(f"{path}: not a regular file")
     if not path.is_file():
         raise ModelError(f"{model_dir}: not a model directory (no config.json)")
     if path.stat().st_size > MAX_CONFIG_BYTES:
         raise ModelError(f"{path}: config.json is implausibly large")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelError(f"{path}: corrupt config.json ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read config.json ({exc.strerror or exc})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{path}: not a tagger model configuration")
     if data.get("format_version") != FORMAT_VERSION:
@@ -78,8 +82,7 @@ def load_tensors(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]
     from safetensors.torch import load_file
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: missing weights file")
+    _check_regular_file(path)
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
@@ -99,6 +102,65 @@ def load_tensors(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]
                     f"the configuration says {tuple(shape)}"
                 )
     return tensors
+
+
+def _check_regular_file(path: Path) -> None:
+    if not path.exists():
+        raise ModelError(f"{path}: missing weights file")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a regular file (expected a safetensors weights file)")
+
+
+_ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+              torch.int64: "I64", torch.int32: "I32", torch.int16: "I16", torch.int8: "I8", torch.uint8: "U8",
+              torch.bool: "BOOL"}
+
+
+def check_header(path: str | os.PathLike, expected: Mapping[str, tuple[tuple[int, ...], torch.dtype]]) -> None:
+    """Check a safetensors file's names, shapes and dtypes from its header alone (nothing is loaded).
+
+    ``safe_open`` also checks that the data of every tensor lies inside the file, so a file that
+    passes holds all the bytes the configuration describes: building the model afterwards
+    allocates no more than the weights file really contains.
+    """
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    _check_regular_file(path)
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            found = {k: (tuple(fh.get_slice(k).get_shape()), fh.get_slice(k).get_dtype()) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"{path}: weights do not match the configuration "
+            f"(missing: {', '.join(missing[:5]) or '-'}; unexpected: {', '.join(unexpected[:5]) or '-'})"
+        )
+    for name, (shape, dtype) in expected.items():
+        if found[name][0] != tuple(shape):
+            raise ModelError(f"{path}: tensor {name} has shape {found[name][0]}, the configuration says {tuple(shape)}")
+        want = _ST_DTYPES.get(dtype, str(dtype))
+        if found[name][1] != want:
+            raise ModelError(f"{path}: tensor {name} has dtype {found[name][1]}, expected {want}")
+
+
+def build_checked(factory, path: str | os.PathLike, others: Mapping[str | os.PathLike, Mapping] | None = None):
+    """Build a module with ``factory()`` only after the weights file's header matches it.
+
+    The module is first built on the ``meta`` device (no memory) to learn the names, shapes and
+    dtypes its configuration implies; ``others`` maps further safetensors files to their expected
+    ``{name: (shape, dtype)}``. A configuration with absurd sizes is therefore rejected before any
+    allocation, unless the weights file really holds that much data.
+    """
+    with torch.device("meta"):
+        meta = factory()
+    check_header(path, {k: (tuple(v.shape), v.dtype) for k, v in meta.state_dict().items()})
+    for other, expected in (others or {}).items():
+        check_header(other, expected)
+    return factory()
 
 
 def load_state(module: torch.nn.Module, path: str | os.PathLike) -> None:
@@ -124,9 +186,13 @@ def check_int(cfg: Mapping, key: str, lo: int, hi: int, where: str) -> int:
 
 def read_json(path: str | os.PathLike, what: str):
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ModelError(f"{path}: not a regular file (expected the {what})")
     if not path.is_file():
         raise ModelError(f"{path}: missing {what}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelError(f"{path}: corrupt {what} ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None

@@ -8,6 +8,7 @@ Bad input raises :class:`tagger.errors.InputError` naming the file and line.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -98,6 +99,10 @@ def iter_lines(path: str | os.PathLike, encoding: str = "utf-8") -> Iterator[tup
 
 # --------------------------------------------------------------------------- CoNLL
 
+#: A column: columns are separated by ASCII spaces and tabs only, as ``tagger annotate`` reads them,
+#: so a token may contain U+00A0, U+2028, U+3000 or other Unicode spaces.
+_COLUMN = re.compile(r"[^ \t\x0b\x0c]+")
+
 
 def iter_conll(
     path: str | os.PathLike,
@@ -130,7 +135,7 @@ def iter_conll(
         )
 
     for lineno, text in iter_lines(path, encoding):
-        cols = text.split()
+        cols = _COLUMN.findall(text)
         if not cols:
             if tokens:
                 yield flush()
@@ -175,6 +180,9 @@ def iter_conll(
 
 # --------------------------------------------------------------------------- CoNLL-U
 
+_CONLLU_ID = re.compile(r"[0-9]+")
+_CONLLU_SKIP = re.compile(r"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")  # multiword ranges (3-4), empty nodes (5.1)
+
 
 def iter_conllu(
     path: str | os.PathLike,
@@ -215,9 +223,9 @@ def iter_conllu(
                 f"expected 10 tab-separated CoNLL-U fields but found {len(cols)}",
             )
         ident = cols[0]
-        if "-" in ident or "." in ident:
-            continue
-        if not ident.isdigit():
+        if _CONLLU_SKIP.fullmatch(ident):
+            continue  # a multiword-token range or an empty node
+        if not _CONLLU_ID.fullmatch(ident):
             raise InputError(path, lineno, f"bad token ID {ident!r}")
         if not tokens:
             start = lineno

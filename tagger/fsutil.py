@@ -23,6 +23,11 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def os_error(path: str | os.PathLike, exc: OSError) -> TaggerError:
+    """A one-line :class:`TaggerError` for an OSError met while writing ``path`` (disk full...)."""
+    return _os_error(Path(path), exc)
+
+
 def _os_error(path: Path, exc: OSError) -> TaggerError:
     if exc.errno == errno.ENOSPC:
         return TaggerError(f"{path}: no space left on device")
@@ -79,10 +84,25 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise _os_error(path, exc) from None
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (best effort: not every platform can open a directory)."""
+    try:
+        fd = os.open(path if str(path) else ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:

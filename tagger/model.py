@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from tagger.crf import CRF
 from tagger.features import CASINGS, Batch
@@ -147,19 +147,59 @@ class BiLSTMCRF(nn.Module):
         e = nn.functional.embedding((words - n).clamp(min=0), self.extra_embed)
         return torch.where(is_extra.unsqueeze(-1), e, w)  # (batch, seq_len, word_dim)
 
+    def char_features(self, chars: Tensor) -> Tensor:
+        """Character-encoder output ``(N, out_dim)`` of N tokens given as ``(N, max_chars)`` ids (0 = padding).
+
+        Each token's output depends only on its own characters, so it can be computed once per
+        distinct token (as :class:`tagger.predict.Predictor` does) and reused in any sentence.
+        """
+        assert self.char_encoder is not None
+        return self.char_encoder(chars.unsqueeze(0)).squeeze(0)
+
+    def features(self, words: Tensor, chars: Tensor | None, casing: Tensor) -> Tensor:
+        """Input features ``(..., in_dim)``: word embeddings of ``words`` (...), the character-encoder
+        output ``chars`` (..., out_dim; None without a character encoder) and casing embeddings."""
+        parts = [self.embed_words(words)]
+        if self.char_encoder is not None:
+            parts.append(chars)
+        if self.casing_embed is not None:
+            parts.append(self.casing_embed(casing))
+        return torch.cat(parts, dim=-1)
+
     def emissions(self, batch: Batch) -> Tensor:
         """Per-token tag scores, (batch, seq_len, num_tags)."""
-        parts = [self.embed_words(batch.words)]
-        if self.char_encoder is not None:
-            parts.append(self.char_encoder(batch.chars))
-        if self.casing_embed is not None:
-            parts.append(self.casing_embed(batch.casing))
-        x = self.dropout(torch.cat(parts, dim=-1))  # (batch, seq_len, in_dim)
+        chars = self.char_encoder(batch.chars) if self.char_encoder is not None else None
+        x = self.dropout(self.features(batch.words, chars, batch.casing))  # (batch, seq_len, in_dim)
         lengths = batch.mask.sum(1).cpu()
         packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (batch, seq_len, 2*hidden)
         return self.emit(self.dropout(h))  # (batch, seq_len, num_tags)
+
+    def emissions_from_features(self, feats: Tensor, rows: Tensor, lengths: Tensor) -> Tensor:
+        """Tag scores ``(batch, seq_len, num_tags)`` of sentences whose token features are rows of ``feats``.
+
+        ``feats`` is ``(N, in_dim)`` (from :meth:`features`); ``rows`` ``(batch, seq_len)`` long gives
+        the row of ``feats`` at each position (any value in range past a sentence's length);
+        ``lengths`` ``(batch,)`` (CPU) must be in decreasing order. The packed LSTM input is built
+        straight from ``feats`` and the output layer runs on real tokens only; positions past a
+        sentence's length get 0. In eval mode this equals :meth:`emissions` of the same sentences
+        (up to float rounding).
+        """
+        lengths = lengths.cpu()
+        n = rows.shape[1]
+        if bool((lengths[1:] > lengths[:-1]).any()) or int(lengths[0]) > n or int(lengths[-1]) < 1:
+            raise ValueError("lengths must be in decreasing order, between 1 and rows.shape[1]")
+        if int(lengths[-1]) == n:  # all the same length: no packing needed
+            h, _ = self.lstm(self.dropout(feats[rows.to(feats.device)]))
+            return self.emit(self.dropout(h))
+        mask = torch.arange(n)[None, :] < lengths[:, None]  # (batch, seq_len)
+        batch_sizes = mask.sum(0)  # (seq_len,) sentences still running at each step
+        packed = self.dropout(feats[rows.cpu().t()[mask.t()].to(feats.device)])  # time-major real tokens
+        h = self.lstm(PackedSequence(packed, batch_sizes))[0].data  # (tokens, 2*hidden)
+        em = self.emit(self.dropout(h))
+        out, _ = pad_packed_sequence(PackedSequence(em, batch_sizes), batch_first=True, total_length=n)
+        return out
 
     # ------------------------------------------------------------------ objectives
 

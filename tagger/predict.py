@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
-import math
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -13,7 +14,7 @@ import torch
 
 from tagger import bundle, schemes
 from tagger.errors import ModelError, TaggerError
-from tagger.features import Featurizer, collate, length_batches
+from tagger.features import Featurizer, casing
 from tagger.model import BiLSTMCRF, ModelConfig
 from tagger.vocab import Vocab, WordLookup
 
@@ -41,7 +42,7 @@ class Prediction:
 
     tokens: list[str]
     tags: list[str]
-    scores: list[float]  # marginal probability of each predicted tag
+    scores: list[float]  # marginal probability of each predicted tag ([] if predicted with token_scores=False)
     entities: list[Entity] = field(default_factory=list)
     nbest: list[tuple[list[str], float]] = field(default_factory=list)  # (tags, probability)
 
@@ -68,6 +69,10 @@ def save_tagger_static(model_dir: Path, config: dict, extra_words: Sequence[str]
     from tagger.fsutil import atomic_write_bytes
 
     atomic_write_bytes(model_dir / EXTRA_WORDS, json.dumps(list(extra_words), ensure_ascii=False).encode("utf-8"))
+
+
+CONFIG_KEYS = {"format", "format_version", "kind", "tagger_version", "model", "vocab", "task", "scheme",
+               "constrained", "data", "training"}
 
 
 def _check_vocab(cfg: dict, where: str) -> dict:
@@ -98,29 +103,134 @@ def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict,
               "casing_dim": 256, "hidden": 4096, "layers": 8}
     for key, hi in limits.items():
         bundle.check_int(m, key, 0 if key == "num_extra" else 1, hi, where)
+    unknown = sorted(set(cfg) - CONFIG_KEYS)
+    if unknown:
+        raise ModelError(f"{where}: unknown configuration keys: {', '.join(map(str, unknown[:5]))}")
     if mc.char_encoder not in ("cnn", "lstm", "none"):
         raise ModelError(f"{where}: unknown char_encoder {mc.char_encoder!r}")
-    if not (0.0 <= float(mc.dropout) < 1.0 and 0.0 <= float(mc.word_dropout) < 1.0):
+    rates = (mc.dropout, mc.word_dropout)
+    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 <= r < 1.0 for r in rates):
         raise ModelError(f"{where}: dropout out of range")
     v = _check_vocab(cfg, where)
     if len(v["words"]) != mc.num_words or len(v["chars"]) != mc.num_chars or len(v["labels"]) != mc.num_tags:
         raise ModelError(f"{where}: vocabulary sizes disagree with the model section")
     if cfg.get("scheme") not in ("plain", *schemes.SCHEMES):
         raise ModelError(f"{where}: unknown scheme {cfg.get('scheme')!r}")
-    model = BiLSTMCRF(mc)
-    bundle.load_state(model, path / WEIGHTS)
+    if cfg.get("task") not in ("entity", "plain"):
+        raise ModelError(f"{where}: unknown task {cfg.get('task')!r}")
     extra_words: list[str] = []
+    others = {}
     if mc.num_extra:
         extra_words = bundle.read_json(path / EXTRA_WORDS, "extra word list")
-        if not isinstance(extra_words, list) or len(extra_words) != mc.num_extra:
+        if not isinstance(extra_words, list) or len(extra_words) != mc.num_extra or not all(
+            isinstance(w, str) for w in extra_words
+        ):
             raise ModelError(f"{path / EXTRA_WORDS}: expected a list of {mc.num_extra} words")
+        others[path / EXTRA_WEIGHTS] = {"extra": ((mc.num_extra, mc.word_dim), torch.float32)}
+    # Names, shapes and dtypes are checked from the safetensors headers before anything is allocated.
+    model = bundle.build_checked(lambda: BiLSTMCRF(mc), path / WEIGHTS, others)
+    bundle.load_state(model, path / WEIGHTS)
+    if mc.num_extra:
         t = bundle.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
-        if t["extra"].dtype != torch.float32:
-            raise ModelError(f"{path / EXTRA_WEIGHTS}: expected float32")
+        if t["extra"].dtype != torch.float32 or not torch.isfinite(t["extra"]).all():
+            raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 values")
         model.extra_embed = t["extra"]
     model.to(device)
     model.eval()
     return model, cfg, [str(w) for w in extra_words]
+
+
+#: Tokens whose input features are built at once by :meth:`Predictor.predict` (whole batches).
+BLOCK_TOKENS = 1 << 16
+
+
+class TokenCache:
+    """Input features of tokens for prediction, with a per-token cache.
+
+    Keeps, per distinct token, its word id, casing class and character-encoder output (a row
+    of a table); the character encoder runs once per new token, on tokens grouped by length.
+    The cache is emptied when it would grow past ``size`` tokens and whenever the character
+    encoder's weights change (checked on every call); in training mode nothing is kept.
+    Thread-safe.
+    """
+
+    def __init__(self, model: BiLSTMCRF, lookup: WordLookup, char_ids, device: str = "cpu", size: int = 100_000) -> None:
+        self.model = model
+        self.lookup = lookup
+        self.char_ids = char_ids  # token -> list of character ids
+        self.device = device
+        self.size = size
+        self._info: dict[str, tuple[int, int, int]] = {}  # token -> (word id, casing, row of _table)
+        self._table: torch.Tensor | None = None  # (rows, char out_dim)
+        self._key: tuple | None = None
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._info.clear()
+
+    def __len__(self) -> int:
+        return len(self._info)
+
+    def _weights_key(self) -> tuple:
+        enc = self.model.char_encoder
+        if enc is None:
+            return ()
+        # _version counts in-place changes (optimizer steps, load_state_dict, copy_).
+        return tuple((p.data_ptr(), p._version) for p in enc.parameters())
+
+    def _add(self, new: list[str]) -> None:
+        """Word id, casing class and character-encoder output of tokens not in the cache."""
+        info, model = self._info, self.model
+        base = len(info)
+        enc = model.char_encoder
+        if enc is not None:
+            need = base + len(new)
+            if self._table is None or need > self._table.shape[0]:
+                grown = torch.zeros(max(need, 1024, 2 * (0 if self._table is None else self._table.shape[0])),
+                                    enc.out_dim, device=self.device)
+                if self._table is not None and base:
+                    grown[:base] = self._table[:base]
+                self._table = grown
+            ids = [self.char_ids(t) for t in new]
+            order = sorted(range(len(new)), key=lambda i: len(ids[i]))
+            for k in range(0, len(order), 4096):  # similar lengths together: little padding
+                grp = order[k : k + 4096]
+                width = max(1, len(ids[grp[-1]]))
+                pad = [0] * width
+                flat = [c for i in grp for c in (ids[i] + pad)[:width]]
+                chars = torch.tensor(flat, dtype=torch.long, device=self.device).view(len(grp), width)
+                rows = torch.tensor([base + i for i in grp], device=self.device)
+                self._table[rows] = model.char_features(chars)
+        words = self.lookup.lookup(new)
+        for i, t in enumerate(new):
+            info[t] = (words[i], casing(t), base + i)
+
+    def features(self, tokens: Sequence[str]) -> torch.Tensor:
+        """``(len(tokens), in_dim)`` input features of the tokens (:meth:`BiLSTMCRF.features`)."""
+        model, dev = self.model, self.device
+        if not tokens:
+            empty = torch.zeros(0, dtype=torch.long, device=dev)
+            enc = model.char_encoder
+            with torch.inference_mode():
+                return model.features(empty, None if enc is None else torch.zeros(0, enc.out_dim, device=dev), empty)
+        with self._lock, torch.inference_mode():
+            key = self._weights_key()
+            if key != self._key or model.training:
+                self._info.clear()
+                self._key = key
+            info = self._info
+            new = [t for t in dict.fromkeys(tokens) if t not in info]
+            if new:
+                if len(info) + len(new) > self.size:
+                    info.clear()
+                    new = list(dict.fromkeys(tokens))
+                self._add(new)
+            words, cas, rows = zip(*[info[t] for t in tokens])
+            chars = self._table[torch.tensor(rows, device=dev)] if model.char_encoder is not None else None
+            if model.training:
+                info.clear()
+            return model.features(torch.tensor(words, device=dev), chars, torch.tensor(cas, device=dev))
 
 
 class Predictor:
@@ -138,6 +248,9 @@ class Predictor:
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
         self.device = device
+        self.cache = TokenCache(model, self.lookup, self.featurizer.char_ids, device)
+        itos = self.labels.itos
+        self._o_id = itos.index("O") if "O" in itos else -1
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
@@ -150,86 +263,113 @@ class Predictor:
 
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 64, nbest: int = 0,
-        confidences: bool = True, scheme: str | None = None,
+        confidences: bool = True, scheme: str | None = None, token_scores: bool = True,
     ) -> list[Prediction]:
         """Predict tags for each token list, in input order.
 
         ``scheme`` converts entity tags to another scheme (default: the training scheme).
         ``nbest`` > 0 adds the k best tag sequences with their probabilities.
+        ``token_scores=False`` skips the per-token marginals (``scores`` is then ``[]``): less
+        work when only tags, entities or n-best lists are needed.
+        ``confidences=False`` skips the CRF probabilities: token and entity scores are 1.0.
+
+        Sentences are sorted by length and tagged in batches of ``batch_size``; input features
+        come from :attr:`cache` (the character encoder runs once per distinct token); CRF
+        probabilities are computed in float64 (:mod:`tagger.crf`), entity probabilities only
+        for sentences that have entities.
         """
         if batch_size < 1:
             raise TaggerError("batch size must be at least 1")
         out: list[Prediction | None] = [None] * len(sentences)
-        nonempty = [i for i, s in enumerate(sentences) if len(s) > 0]
-        for i, s in enumerate(sentences):
-            if len(s) == 0:
+        lengths = [len(s) for s in sentences]
+        for i, n in enumerate(lengths):
+            if n == 0:
                 out[i] = Prediction([], [], [])
-        lengths = [len(sentences[i]) for i in nonempty]
-        order = sorted(range(len(nonempty)), key=lambda j: lengths[j])
-        enc = self.featurizer.encode
+        order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+        batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
         with torch.inference_mode():
-            for chunk in length_batches(lengths, batch_size, order):
-                idx = [nonempty[j] for j in chunk]
-                batch = collate([enc(sentences[i]) for i in idx], idx).to(self.device)
-                for i, pred in zip(idx, self._predict_batch(batch, sentences, nbest, confidences)):
-                    out[i] = pred
+            k = 0
+            while k < len(batches):
+                # A block of whole batches (bounded size): its token features are built at once.
+                block, tokens = [], 0
+                while k < len(batches) and (not block or tokens < BLOCK_TOKENS):
+                    block.append(batches[k])
+                    tokens += sum(lengths[i] for i in batches[k])
+                    k += 1
+                flat = [t for chunk in block for i in chunk for t in sentences[i]]
+                feats = self.cache.features(flat)  # (tokens, in_dim)
+                start = 0
+                for chunk in block:
+                    lens = torch.tensor([lengths[i] for i in chunk])  # decreasing
+                    starts = torch.tensor([0, *itertools.accumulate(lens[:-1].tolist())]) + start
+                    start += int(lens.sum())
+                    pos = torch.arange(int(lens[0]))
+                    mask = pos[None, :] < lens[:, None]  # (batch, seq_len)
+                    rows = torch.where(mask, starts[:, None] + pos[None, :], 0)  # rows of feats
+                    em = self.model.emissions_from_features(feats, rows, lens)  # (batch, seq_len, T)
+                    preds = self._predict_batch(em, mask.to(em.device), lens.tolist(), [sentences[i] for i in chunk],
+                                                nbest, confidences, token_scores)
+                    for i, pred in zip(chunk, preds):
+                        out[i] = pred
         if scheme is not None and self.task == "entity" and scheme != self.scheme:
             for p in out:
                 p.tags = schemes.convert(p.tags, self.scheme, scheme)[0]
                 p.nbest = [(schemes.convert(t, self.scheme, scheme)[0], pr) for t, pr in p.nbest]
         return out  # type: ignore[return-value]
 
-    def _predict_batch(self, batch, sentences, nbest: int, confidences: bool) -> list[Prediction]:
-        model = self.model
-        em = model.emissions(batch)  # (batch, seq_len, num_tags)
-        crf = model.crf
-        mask = batch.mask
-        lengths = mask.sum(1).tolist()
+    def _predict_batch(self, em, mask, lengths: list[int], sents, nbest: int, confidences: bool,
+                       token_scores: bool) -> list[Prediction]:
+        crf = self.model.crf
         itos = self.labels.itos
         if crf is not None:
-            paths, best = crf.decode(em, mask)
-            if confidences or nbest:
-                marg = crf.marginals(em, mask)  # (batch, seq_len, num_tags)
-                logz = crf.log_partition(em, mask, constrained=True)  # (batch,)
+            paths, _ = crf.decode(em, mask)
+            probs = crf.marginals(em, mask) if token_scores and (confidences or nbest) else None
         else:
-            probs = em.softmax(-1)
+            probs = em.softmax(-1)  # (batch, seq_len, T)
             paths = probs.argmax(-1)
-            marg = probs
-        tok_scores = marg.gather(2, paths.unsqueeze(-1)).squeeze(-1) if (confidences or nbest or crf is None) else None
+        tok = probs.gather(2, paths.unsqueeze(-1)).squeeze(-1).tolist() if token_scores and probs is not None else None
         paths_l = paths.tolist()
         preds: list[Prediction] = []
-        spans_all: list[list[schemes.Span]] = []
-        for b, i in enumerate(batch.index):
+        for b, s in enumerate(sents):
             n = lengths[b]
-            tags = [itos[t] for t in paths_l[b][:n]]
-            scores = tok_scores[b, :n].tolist() if tok_scores is not None else [1.0] * n
-            p = Prediction(list(sentences[i]), tags, scores)
-            spans = schemes.to_spans(tags, self.scheme) if self.task == "entity" else []
-            spans_all.append(spans)
-            preds.append(p)
+            scores = tok[b][:n] if tok is not None else ([1.0] * n if token_scores else [])
+            preds.append(Prediction(list(s), [itos[t] for t in paths_l[b][:n]], scores))
         if self.task == "entity":
-            seg = [(b, sp) for b, spans in enumerate(spans_all) for sp in spans]
-            if seg and crf is not None and confidences:
-                bi = torch.tensor([b for b, _ in seg])
-                st = torch.tensor([sp.start for _, sp in seg])
-                en = torch.tensor([sp.end for _, sp in seg])
-                width = int((en - st).max())
-                seg_tags = torch.zeros(len(seg), width, dtype=torch.long)
-                for k, (b, sp) in enumerate(seg):
-                    seg_tags[k, : sp.end - sp.start] = paths[b, sp.start : sp.end]
-                lp = crf.span_log_prob(em, mask, bi.to(em.device), st.to(em.device), en.to(em.device), seg_tags.to(em.device))
-                probs_l = lp.exp().tolist()
-            else:
-                probs_l = [1.0] * len(seg)
-            for (b, sp), pr in zip(seg, probs_l):
-                preds[b].entities.append(Entity(sp.label, sp.start, sp.end, float(min(1.0, pr))))
+            self._entities(em, mask, paths, lengths, preds, scored=crf is not None and confidences)
         if nbest and crf is not None:
-            kpaths, kscores = crf.nbest(em, mask, nbest)  # (batch, k, seq_len), (batch, k)
+            # Float64 emissions: path scores and log Z in float64 (float32 path scores were off by up to ~6e-5).
+            kpaths, klogp = crf.nbest(em.double(), mask, nbest, normalize=True)  # (batch, k, seq_len), (batch, k)
             kp = kpaths.tolist()
-            kprob = (kscores - logz.unsqueeze(1)).exp().tolist()
+            finite = torch.isfinite(klogp).tolist()
+            kprob = klogp.exp().tolist()
             for b, p in enumerate(preds):
                 n = lengths[b]
-                for k in range(nbest):
-                    if math.isfinite(kscores[b, k].item()):
-                        p.nbest.append(([itos[t] for t in kp[b][k][:n]], kprob[b][k]))
+                for q in range(nbest):
+                    if finite[b][q]:
+                        p.nbest.append(([itos[t] for t in kp[b][q][:n]], kprob[b][q]))
         return preds
+
+    def _entities(self, em, mask, paths, lengths: list[int], preds: list[Prediction], scored: bool) -> None:
+        """Entity spans of the predicted tags, with their CRF probabilities if ``scored``."""
+        maybe = ((paths != self._o_id) & mask).any(1).tolist()  # has a tag other than O
+        found = [(b, sp) for b, p in enumerate(preds) if maybe[b] for sp in schemes.to_spans(p.tags, self.scheme)]
+        if not found:
+            return
+        probs = [1.0] * len(found)
+        if scored:
+            # One forward-backward pass over the sentences that have entities only.
+            rows = sorted({b for b, _ in found})
+            local = {b: r for r, b in enumerate(rows)}
+            n = max(lengths[b] for b in rows)
+            ri = torch.tensor(rows, device=em.device)
+            bi = torch.tensor([local[b] for b, _ in found], device=em.device)
+            st = torch.tensor([sp.start for _, sp in found], device=em.device)
+            en = torch.tensor([sp.end for _, sp in found], device=em.device)
+            sub_paths = paths[ri, :n]
+            pos = (st[:, None] + torch.arange(int((en - st).max()), device=em.device)).clamp(max=n - 1)
+            seg_tags = sub_paths[bi[:, None], pos]  # (spans, width); past each span: ignored
+            # Float64 in and out (the CRF computes in float64 anyway; a float32 log p would round p).
+            lp = self.model.crf.span_log_prob(em[ri, :n].double(), mask[ri, :n], bi, st, en, seg_tags)
+            probs = lp.exp().tolist()
+        for (b, sp), pr in zip(found, probs):
+            preds[b].entities.append(Entity(sp.label, sp.start, sp.end, float(min(1.0, pr))))

@@ -383,6 +383,10 @@ def train(
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise os_error(out, exc) from None
+    if resume:  # temporary files of a killed run (complete files are always renamed into place)
+        for stale in out.glob(".*.tmp-*"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     torch.manual_seed(opts.seed)
     labels = prep.labels

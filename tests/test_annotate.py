@@ -16,11 +16,9 @@ from tagger.errors import TaggerError
 from tagger.annotate import (
     AnnotateOptions,
     Engine,
-    FastTagger,
     annotate_paths,
     annotate_stream,
     annotate_text,
-    entity_spans,
     read_conll,
     sniff_format,
 )
@@ -126,15 +124,6 @@ def test_text_stream_covers_every_character_once(pieces, max_chars, piece_size):
     assert set(nonspace) <= set(covered)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.sampled_from(["O", "B-PER", "I-PER", "E-PER", "S-PER", "B-LOC", "I-LOC", "E-LOC", "S-LOC"]),
-                max_size=20), st.sampled_from(["bioes", "iob2", "iob1"]))
-def test_entity_spans_equal_to_spans(tags, scheme):
-    if scheme != "bioes":
-        tags = [t if t[0] in "OBI" else "I" + t[1:] for t in tags]
-    assert entity_spans(tags, scheme) == schemes.to_spans(tags, scheme)
-
-
 def test_sniff_format():
     assert sniff_format(b"", "a.conllu") == "conllu"
     assert sniff_format(b'{"text": "x"}\n') == "jsonl"
@@ -144,23 +133,87 @@ def test_sniff_format():
     assert sniff_format(b"The cat sat .\nIt was happy , very happy .\n") == "tokens"
 
 
-# ---------------------------------------------------------------------------- fast path
+# ---------------------------------------------------------------------------- prediction
 
 
-def test_fast_path_matches_predictor(predictor):
+def reference_predictions(predictor, sents, nbest):
+    """Per sentence, unbatched: Predictor's model forward and a float64 copy of its CRF."""
+    import copy
+
+    import torch
+
+    from tagger.features import collate
+
+    crf64 = copy.deepcopy(predictor.model.crf).double()
+    itos = predictor.labels.itos
+    out = []
+    with torch.no_grad():
+        for s in sents:
+            batch = collate([predictor.featurizer.encode(s)], [0])
+            em = predictor.model.emissions(batch).double()
+            mask = batch.mask
+            path = crf64.decode(em, mask)[0]
+            tags = [itos[t] for t in path[0].tolist()]
+            scores = crf64.marginals(em, mask)[0].gather(1, path[0, :, None]).squeeze(1).tolist()
+            ents = []
+            for sp in schemes.to_spans(tags, predictor.scheme):
+                lp = crf64.span_log_prob(em, mask, torch.tensor([0]), torch.tensor([sp.start]),
+                                         torch.tensor([sp.end]), path[:, sp.start : sp.end])
+                ents.append((sp.label, sp.start, sp.end, lp.exp().item()))
+            kp, klp = crf64.nbest(em, mask, nbest, normalize=True)
+            nb = [([itos[t] for t in kp[0, q].tolist()], klp[0, q].exp().item())
+                  for q in range(nbest) if torch.isfinite(klp[0, q])]
+            out.append((tags, scores, ents, nb))
+    return out
+
+
+def assert_matches_reference(preds, ref, token_scores=True):
+    for p, (tags, scores, ents, nb) in zip(preds, ref):
+        assert p.tags == tags
+        if token_scores:
+            assert p.scores == pytest.approx(scores, abs=1e-5)
+        else:
+            assert p.scores == []
+        assert [(e.label, e.start, e.end) for e in p.entities] == [e[:3] for e in ents]
+        for e, want in zip(p.entities, ents):
+            assert e.score == pytest.approx(min(1.0, want[3]), abs=1e-5)
+        assert [t for t, _ in p.nbest] == [t for t, _ in nb]
+        for (_, a), (_, b) in zip(p.nbest, nb):
+            assert a == pytest.approx(b, abs=1e-5)
+
+
+def test_predict_matches_unbatched_float64_reference(predictor):
+    """Batched, length-sorted, cached-feature prediction = the model's plain forward + a float64 CRF."""
     from tagger.corpus import iter_conll
 
     sents = [s.tokens for s in iter_conll(SAMPLE / "test.conll", label_column=None)]
-    fast = FastTagger(predictor).predict(sents, batch_size=16, nbest=2)
-    ref = predictor.predict(sents, batch_size=16, nbest=2)
-    for a, b in zip(fast, ref):
-        assert a.tags == b.tags
-        assert [(e.label, e.start, e.end) for e in a.entities] == [(e.label, e.start, e.end) for e in b.entities]
-        for x, y in zip(a.entities, b.entities):
-            assert x.score == pytest.approx(y.score, abs=2e-3)
-        assert [t for t, _ in a.nbest] == [t for t, _ in b.nbest]
-        for (_, p), (_, q) in zip(a.nbest, b.nbest):
-            assert p == pytest.approx(q, abs=2e-3)
+    sents = [sents[0], [], *sents[1:], ["x" * 200, "Paris"]]  # an empty sentence, an over-long token
+    ref = reference_predictions(predictor, [s for s in sents if s], nbest=2)
+    ref.insert(1, ([], [], [], []))
+    for batch_size in (1, 16, 1000):
+        preds = predictor.predict(sents, batch_size=batch_size, nbest=2)
+        assert len(preds) == len(sents) and [p.tokens for p in preds] == [list(s) for s in sents]
+        assert_matches_reference(preds, ref)
+    assert len(predictor.cache) > 0
+    assert_matches_reference(predictor.predict(sents, batch_size=16, nbest=2, token_scores=False), ref,
+                             token_scores=False)
+    plain = predictor.predict(sents, batch_size=16, confidences=False)
+    assert [p.tags for p in plain] == [r[0] for r in ref]
+    assert all(e.score == 1.0 for p in plain for e in p.entities)
+
+
+def test_token_cache_follows_weight_changes(model_dir):
+    import torch
+
+    import tagger
+
+    p = tagger.load(model_dir)
+    sents = [["Peter", "Blackburn", "visited", "Paris", "."], ["EU", "rejects", "German", "call"]]
+    p.predict(sents)
+    with torch.no_grad():  # in place: the cached character-encoder outputs are stale now
+        for w in p.model.char_encoder.parameters():
+            w.mul_(-3.0)
+    assert_matches_reference(p.predict(sents, nbest=2), reference_predictions(p, sents, nbest=2))
 
 
 # ---------------------------------------------------------------------------- CoNLL / CoNLL-U

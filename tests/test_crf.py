@@ -234,6 +234,15 @@ def test_nbest(seed, kind, k):
     if k == 1:
         _, best_scores = case.crf.decode(case.emissions, case.mask)
         torch.testing.assert_close(scores[:, 0], best_scores, rtol=0, atol=ATOL)
+    # normalize=True: log probabilities under the constrained CRF, same paths.
+    npaths, logp = case.crf.nbest(case.emissions, case.mask, k, normalize=True)
+    assert torch.equal(npaths, paths)
+    for b in range(len(case.lengths)):
+        _, bs = allowed[b]
+        want = torch.full((k,), float("-inf"), dtype=torch.float64)
+        m = min(k, len(bs))
+        want[:m] = bs.sort(descending=True).values[:m] - torch.logsumexp(bs, 0)
+        torch.testing.assert_close(logp[b], want, rtol=0, atol=ATOL)
 
 
 @grid
@@ -417,8 +426,16 @@ def test_fully_disallowed_uses_finite_penalty():
     assert torch.equal(paths, free_paths)
     assert torch.isfinite(crf.log_partition(em, mask, constrained=True)).all()
     assert torch.isneginf(crf.nbest(em, mask, 2)[1]).all()  # no allowed path at all
+    assert torch.isneginf(crf.nbest(em, mask, 2, normalize=True)[1]).all()
+    # Every path carries the same penalty, so the posteriors are the unconstrained ones (the
+    # probability-space forward-backward gives these rows to the log-space recursions).
+    marg = crf.marginals(em, mask)
+    seg = (torch.tensor([0, 1]), torch.tensor([0, 0]), torch.tensor([2, 1]), free_paths)
+    span = crf.span_log_prob(em, mask, *seg)
     crf.clear_constraints()
     assert not crf.has_constraints
+    torch.testing.assert_close(marg, crf.marginals(em, mask), rtol=0, atol=ATOL)
+    torch.testing.assert_close(span, crf.span_log_prob(em, mask, *seg), rtol=0, atol=ATOL)
 
 
 def test_init_and_state_dict():
@@ -446,6 +463,109 @@ def test_float32_and_mixed_dtypes():
     mask = torch.tensor([[True, True, True], [True, False, False]])
     assert crf.log_partition(em, mask).dtype == torch.float64
     assert crf.marginals(em.float(), mask).dtype == torch.float32
+
+
+def test_unreachable_tag_stays_in_probability_space(monkeypatch):
+    """A tag no allowed path uses (``<pad>`` in a real model) must not send rows to the log-space recursions."""
+    labels = ["O", "B-X", "I-X", "B-Y", "I-Y"]
+    s, tr, e = scheme_constraints(labels, "iob2")
+    start = torch.tensor([False] + s)
+    trans = torch.zeros(6, 6, dtype=torch.bool)
+    trans[1:, 1:] = torch.tensor(tr)
+    end = torch.tensor([False] + e)
+    g = torch.Generator().manual_seed(21)
+    crf = CRF(6).double()
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    crf.set_constraints(start, trans, end)
+    lengths = [4, 2, 3]
+    em = torch.randn(3, 4, 6, generator=g, dtype=torch.float64)
+    mask = torch.arange(4)[None] < torch.tensor(lengths)[:, None]
+    case = Case(crf, em, mask, lengths, (start, trans, end))
+    allowed = [brute_paths(case, b, constrained=True) for b in range(3)]
+
+    def log_space(*args, **kwargs):
+        raise AssertionError("fell back to the log-space recursions")
+
+    monkeypatch.setattr(CRF, "_alphas", staticmethod(log_space))
+    marg = crf.marginals(em, mask)
+    logp = crf.nbest(em, mask, 2, normalize=True)[1]
+    for b, n in enumerate(lengths):
+        bp, bs = allowed[b]
+        probs = torch.softmax(bs, 0)
+        want = torch.zeros(n, 6, dtype=torch.float64)
+        for t in range(n):
+            want[t].index_add_(0, bp[:, t], probs)
+        torch.testing.assert_close(marg[b, :n], want, rtol=0, atol=ATOL)
+        torch.testing.assert_close(logp[b], bs.sort(descending=True).values[:2] - torch.logsumexp(bs, 0),
+                                   rtol=0, atol=ATOL)
+    assert (marg[..., 0] == 0).all()
+    pad = crf.span_log_prob(em, mask, torch.tensor([0]), torch.tensor([1]), torch.tensor([2]), torch.tensor([[0]]))
+    assert pad.item() < PENALTY / 2  # only disallowed paths use <pad>
+
+
+def test_every_path_disallowed_uses_log_space():
+    """No path without a disallowed transition: probability space has nothing left, log space takes over."""
+    case = make_case(8, None, batch=3)  # seq_len 4
+    crf = case.crf
+    n = crf.num_tags
+    trans = torch.zeros(n, n, dtype=torch.bool)
+    trans[0, 1] = True  # the only allowed transition: length >= 3 paths all use a disallowed one
+    crf.set_constraints([True] * n, trans, [True] * n)
+    em, mask = case.emissions, case.mask
+    marg = crf.marginals(em, mask)
+    logp = crf.nbest(em, mask, 2, normalize=True)[1]
+    st, en = torch.zeros(3, dtype=torch.long), torch.ones(3, dtype=torch.long)
+    span = crf.span_log_prob(em, mask, torch.arange(3), st, en, torch.zeros(3, 1, dtype=torch.long))
+    assert torch.isfinite(marg).all() and torch.isfinite(span).all()
+    for b, length in enumerate(case.lengths):
+        paths, scores = brute_paths(case, b, constrained=False)
+        bad = (~trans[paths[:, :-1], paths[:, 1:]]).sum(1)  # disallowed transitions per path
+        scores = scores + PENALTY * bad
+        probs = torch.softmax(scores, 0)
+        want = torch.zeros(length, n, dtype=torch.float64)
+        for t in range(length):
+            want[t].index_add_(0, paths[:, t], probs)
+        torch.testing.assert_close(marg[b, :length], want, rtol=0, atol=ATOL)
+        first = paths[:, 0] == 0
+        want_span = torch.logsumexp(scores[first], 0) - torch.logsumexp(scores, 0)
+        assert abs(span[b].item() - want_span.item()) < 1e-8
+        if length >= 3:
+            assert torch.isneginf(logp[b]).all()  # no allowed path to list
+        else:
+            allowed = bad == 0
+            top = scores[allowed].sort(descending=True).values[:2] - torch.logsumexp(scores, 0)
+            torch.testing.assert_close(logp[b, : len(top)], top, rtol=0, atol=ATOL)
+
+
+@pytest.mark.parametrize("kind", [None, "bioes"])
+def test_decoding_probabilities_in_float64(kind):
+    """Float32 emissions: marginals, span and n-best probabilities are computed in float64."""
+    case = make_case(12, kind, batch=2)
+    crf = case.crf
+    g = torch.Generator().manual_seed(12)
+    seq_len = 300  # long sentences: float32 sums lose ~1e-3 of probability
+    em64 = 3 * torch.randn(2, seq_len, crf.num_tags, generator=g, dtype=torch.float64)
+    em32 = em64.float()
+    mask = torch.arange(seq_len)[None] < torch.tensor([seq_len, 170])[:, None]
+    crf32 = make_case(12, kind, batch=2).crf.float()
+    # Reference: the float64 CRF on the float32 emissions (the same numbers).
+    ref = em32.double()
+    torch.testing.assert_close(crf32.marginals(em32, mask).double(), crf.marginals(ref, mask), rtol=0, atol=1e-6)
+    paths = crf.decode(ref, mask)[0]
+    st, en = torch.tensor([0, 5, 100]), torch.tensor([seq_len, 9, 170])
+    bi = torch.tensor([0, 1, 1])
+    tags = torch.zeros(3, seq_len, dtype=torch.long)
+    for i, (b, s, e) in enumerate(zip(bi.tolist(), st.tolist(), en.tolist())):
+        tags[i, : e - s] = paths[b, s:e]
+    got = crf32.span_log_prob(em32, mask, bi, st, en, tags).double().exp()
+    want = crf.span_log_prob(ref, mask, bi, st, en, tags).exp()
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
+    # n-best: the float32 path scores limit the precision; log Z itself is float64.
+    got = crf32.nbest(em32, mask, 3, normalize=True)[1].double().exp()
+    want = crf.nbest(ref, mask, 3, normalize=True)[1].exp()
+    torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
 
 
 def test_input_validation():
