@@ -571,8 +571,10 @@ def read_jsonl(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[It
             continue
         try:
             obj = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            msg = f"invalid JSON ({exc.msg if isinstance(exc, json.JSONDecodeError) else 'nested too deeply'})"
+        except (ValueError, RecursionError) as exc:  # ValueError: JSONDecodeError, integers of > 4300 digits
+            why = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+                "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0])
+            msg = f"invalid JSON ({why})"
             yield Item([], line, lineno, msg)
             continue
         if not isinstance(obj, dict):
@@ -1078,6 +1080,11 @@ def _events(jobs: list[_Job], options: AnnotateOptions) -> Iterator:
                 if options.resume and out.exists():
                     yield _Skip()
                     continue
+                if options.resume and out.parent.is_dir():  # the temporary file of a killed run
+                    for stale in out.parent.iterdir():
+                        if stale.name.startswith(f".{out.name}.tmp-"):
+                            with contextlib.suppress(OSError):
+                                stale.unlink()
             if out is not None and out.resolve() in sources:
                 yield _Skip(TaggerError(f"{label}: the output {out} would overwrite an input file: skipped"))
                 continue

@@ -586,9 +586,12 @@ def generate_evaluate(model_dir, text_files, format_, token_column, encoding, ba
         base = read_texts(baseline_train, format_, encoding, token_column)
         res["trigram_perplexity"] = trigram_baseline(gen.vocab, base, sentences)["perplexity"]
     if out_dir:
-        from tagger.fsutil import atomic_write_json
+        from tagger.fsutil import atomic_write_json, os_error
 
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        try:
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise os_error(out_dir, exc) from None
         atomic_write_json(Path(out_dir) / "metrics.json", {**res, "model": str(model_dir),
                                                            "text": [str(p) for p in text_files]})
     if as_json:

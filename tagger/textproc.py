@@ -156,7 +156,7 @@ def tokenize(text: str) -> list[str]:
 # --------------------------------------------------------------------------- streaming
 
 
-_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)")
+_EOL = re.compile(r"\r\n|\r|\n")
 _LAST_SPACE = re.compile(r"\s+(?=\S*$)")
 
 
@@ -173,10 +173,10 @@ def iter_pieces(reader, limit: int = 1 << 16) -> Iterator[str]:
             break
         text = carry + block
         pos = 0
-        for m in _LINE.finditer(text):
+        for m in _EOL.finditer(text):  # (not "[^\r\n]*(?:\r\n|\r|\n)": quadratic on a long line)
             if m.end() == len(text) and text.endswith("\r"):
                 break  # maybe the first half of "\r\n"
-            yield m.group()
+            yield text[pos:m.end()]
             pos = m.end()
         carry = text[pos:]
         while len(carry) > limit:

@@ -442,7 +442,9 @@ def train(
         best, best_epoch, bad, elapsed = info["best"], info["best_epoch"], info["bad_epochs"], info["elapsed"]
         if metrics_path.exists():  # drop lines of epochs that had not reached their checkpoint
             history = [r for r in _read_metrics(metrics_path) if r["epoch"] <= info["epoch"]]
-        if info.get("finished"):
+        # A finished run stays finished unless --epochs / --patience / --max-minutes now allow more.
+        if info.get("finished") and (info["epoch"] >= opts.epochs or bad >= opts.patience
+                                     or (opts.max_minutes and elapsed >= opts.max_minutes * 60)):
             say(f"{out}: training had already finished (best epoch {best_epoch})")
             return _summary(out, prep.task, best, best_epoch, history, elapsed)
         say(f"resuming at epoch {start_epoch}")
