@@ -196,3 +196,23 @@ def read_json(path: str | os.PathLike, what: str):
         raise ModelError(f"{path}: corrupt {what} ({exc})") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+
+
+def read_model_section(model_dir: str | os.PathLike, kind: str, config_cls, limits: Mapping[str, tuple[int, int]]):
+    """Read ``config.json`` of a ``kind`` model and build ``config_cls`` from its ``model`` section.
+
+    Every integer named in ``limits`` (key → (low, high)) is checked before anything is
+    allocated. Returns ``(config, model_config, where)``.
+    """
+    cfg = read_config(model_dir, kind)
+    where = str(Path(model_dir) / "config.json")
+    m = cfg.get("model")
+    if not isinstance(m, dict):
+        raise ModelError(f"{where}: no model section")
+    try:
+        mc = config_cls.from_json(m)
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: bad model section ({exc})") from None
+    for key, (lo, hi) in limits.items():
+        check_int(m, key, lo, hi, where)
+    return cfg, mc, where

@@ -543,19 +543,10 @@ class Classifier:
     @classmethod
     def load(cls, path: str | Path) -> "Classifier":
         path = Path(path)
-        cfg = bundle.read_config(path, KIND)
-        where = str(path / "config.json")
-        m = cfg.get("model")
-        if not isinstance(m, dict):
-            raise ModelError(f"{where}: no model section")
-        try:
-            mc = ClassifierConfig.from_json(m)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: bad model section ({exc})") from None
         limits = {"num_words": 5_000_000, "num_extra": 5_000_000, "word_dim": 2048, "num_labels": 100_000,
                   "hidden": 4096, "layers": 8}
-        for key, hi in limits.items():
-            bundle.check_int(m, key, 0 if key == "num_extra" else 1, hi, where)
+        cfg, mc, where = bundle.read_model_section(
+            path, KIND, ClassifierConfig, {k: (0 if k == "num_extra" else 1, hi) for k, hi in limits.items()})
         if mc.pooling not in POOLINGS:
             raise ModelError(f"{where}: unknown pooling {mc.pooling!r}")
         if not all(isinstance(d, (int, float)) and 0 <= d < 1 for d in (mc.dropout, mc.embed_dropout, mc.word_dropout)):

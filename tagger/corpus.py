@@ -380,6 +380,8 @@ def _corpus_from_hf(ds, source: str, tokens_field: str | None, label_field: str 
     last_doc = None
     doc = -1
     for i, row in enumerate(ds):
+        if not isinstance(row[tcol], (list, tuple)) or not isinstance(row[lcol], (list, tuple)):
+            raise InputError(source, i + 1, f"{tcol!r} and {lcol!r} must be lists (one entry per token)")
         tokens = [str(t) for t in row[tcol]]
         raw = row[lcol]
         if len(raw) != len(tokens):
@@ -387,7 +389,7 @@ def _corpus_from_hf(ds, source: str, tokens_field: str | None, label_field: str 
         if names is not None:
             try:
                 labels = [names[int(x)] for x in raw]
-            except (IndexError, ValueError):
+            except (IndexError, ValueError, TypeError):
                 raise InputError(source, i + 1, f"label id out of range of {names}") from None
         else:
             labels = [str(x) for x in raw]

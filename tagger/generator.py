@@ -420,18 +420,8 @@ class Generator:
     @classmethod
     def load(cls, path: str | Path) -> "Generator":
         path = Path(path)
-        cfg = bundle.read_config(path, KIND)
-        where = str(path / "config.json")
-        m = cfg.get("model")
-        if not isinstance(m, dict):
-            raise ModelError(f"{where}: no model section")
-        try:
-            mc = LMConfig.from_json(m)
-        except (TypeError, ValueError) as exc:
-            raise ModelError(f"{where}: bad model section ({exc})") from None
-        for key, lo, hi in (("vocab_size", 2, 5_000_000), ("embed_dim", 1, 4096), ("hidden", 1, 8192),
-                            ("layers", 1, 8)):
-            bundle.check_int(m, key, lo, hi, where)
+        limits = {"vocab_size": (2, 5_000_000), "embed_dim": (1, 4096), "hidden": (1, 8192), "layers": (1, 8)}
+        cfg, mc, where = bundle.read_model_section(path, KIND, LMConfig, limits)
         if not isinstance(mc.dropout, (int, float)) or not 0 <= mc.dropout < 1 or not isinstance(mc.tie, bool):
             raise ModelError(f"{where}: bad dropout or tie value")
         cut = mc.cutoffs

@@ -89,20 +89,11 @@ def _check_vocab(cfg: dict, where: str) -> dict:
 def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict, list[str]]:
     """Build the model from ``config.json`` and load its safetensors weights (no pickle)."""
     path = Path(path)
-    cfg = bundle.read_config(path, "tagger")
-    where = str(path / "config.json")
-    m = cfg.get("model")
-    if not isinstance(m, dict):
-        raise ModelError(f"{where}: no model section")
-    try:
-        mc = ModelConfig.from_json(m)
-    except (TypeError, ValueError) as exc:
-        raise ModelError(f"{where}: bad model section ({exc})") from None
     limits = {"num_words": 5_000_000, "num_extra": 5_000_000, "word_dim": 2048, "num_chars": 1_000_000,
               "num_tags": 10_000, "char_dim": 1024, "char_filters": 4096, "char_kernel": 31,
               "casing_dim": 256, "hidden": 4096, "layers": 8}
-    for key, hi in limits.items():
-        bundle.check_int(m, key, 0 if key == "num_extra" else 1, hi, where)
+    cfg, mc, where = bundle.read_model_section(
+        path, "tagger", ModelConfig, {k: (0 if k == "num_extra" else 1, hi) for k, hi in limits.items()})
     unknown = sorted(set(cfg) - CONFIG_KEYS)
     if unknown:
         raise ModelError(f"{where}: unknown configuration keys: {', '.join(map(str, unknown[:5]))}")

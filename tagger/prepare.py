@@ -17,15 +17,15 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
 from tagger import __version__
 from tagger import schemes
-from tagger.corpus import Corpus, Sentence, load_hf_dataset, read_corpus
+from tagger.corpus import Corpus, load_hf_dataset, read_corpus
 from tagger.embeddings import build_matrix, coverage, extra_words, load_vectors
-from tagger.errors import TaggerError
+from tagger.errors import InputError, TaggerError
 from tagger.fsutil import atomic_dir, atomic_write_json, sha256_file
 from tagger.vocab import Vocab, WordLookup, char_counts, normalize_digits
 
@@ -217,6 +217,11 @@ def prepare(
     t0 = time.perf_counter()
     say("reading corpora")
     corpora, hashes = read_splits(opts)
+    for s in corpora["train"].sentences:  # label id 0 is the padding label "<pad>": a real label cannot be it
+        if "<pad>" in s.labels:
+            i = s.labels.index("<pad>")
+            line = s.line + i if corpora["train"].format == "conll" else s.line
+            raise InputError(corpora["train"].source, line, "the label '<pad>' is reserved (it pads label sequences)")
     task, detected, scheme = resolve_schemes(corpora, opts.input_scheme, opts.scheme)
     repaired = {}
     for name, corpus in corpora.items():

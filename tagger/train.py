@@ -25,7 +25,7 @@ from tagger.errors import TaggerError
 from tagger.features import Featurizer, collate, length_batches
 from tagger.fsutil import atomic_write_bytes, atomic_write_json, os_error
 from tagger.model import BiLSTMCRF, ModelConfig
-from tagger.predict import WEIGHTS, Predictor, save_tagger_static, tagger_config
+from tagger.predict import WEIGHTS, save_tagger_static, tagger_config
 from tagger.prepare import load_prepared
 
 CHECKPOINT = "checkpoint.safetensors"
