@@ -77,7 +77,7 @@ SEPARATORS = [" ", "\t", "  ", " \t ", "\t\t"]
 EOLS = ["\n", "\r\n", "\r"]
 NOISE = [b"\x00", b"\xff", b"\xc3", b"\xe2\x82", b"\r", b"\n", b"\r\n", b"\t", b" ", b"\xef\xbb\xbf", b"#",
          b"-DOCSTART- -X- O\n", b"\x0c", b"\x0b", b"\x1c", b"\xc2\xa0", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
-         b"1-2\t", b"{", b'"', b"\\", b"\t_\t", b"x" * 3000, b"-", b".", b"a", b"\u00e9"]
+         b"1-2\t", b"{", b'"', b"\\", b"\t_\t", b"x" * 3000, b"-", b".", b"a", "\u00e9".encode()]
 
 token_text = st.text(st.sampled_from(TOKEN_CHARS), min_size=1, max_size=6).filter(
     lambda t: not re.fullmatch(r"[ \t\x0b\x0c\r\n]*", t) and not t.startswith("-DOCSTART-"))
