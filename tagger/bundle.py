@@ -29,6 +29,25 @@ MAX_CONFIG_BYTES = 256 * 1024 * 1024
 KINDS = ("tagger", "classifier", "generator")
 
 
+class JsonConfig:
+    """Mixin for dataclass configurations stored in ``config.json``: unknown keys are errors."""
+
+    def to_json(self) -> dict:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict):
+        from dataclasses import fields
+
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(map(str, unknown))}")
+        return cls(**data)
+
+
 def write_config(model_dir: str | os.PathLike, kind: str, config: Mapping) -> None:
     """Write ``config.json`` with the format header."""
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind, "tagger_version": __version__}

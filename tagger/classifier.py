@@ -23,7 +23,7 @@ import random
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from tagger.bundle import JsonConfig
 from tagger import bundle
 from tagger.corpus import iter_lines
 from tagger.embeddings import Vectors, build_matrix, candidates, extra_words, load_vectors
@@ -327,7 +328,7 @@ def build_word_table(
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(JsonConfig):
     """Architecture hyper-parameters (saved in ``config.json``)."""
 
     num_words: int
@@ -351,16 +352,6 @@ class ClassifierConfig:
     def num_outputs(self) -> int:
         return 1 if self.binary else self.num_labels
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "ClassifierConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 class LSTMClassifier(nn.Module):

@@ -17,7 +17,7 @@ import copy
 import math
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tagger.bundle import JsonConfig
 from tagger import bundle
 from tagger.corpus import DOCSTART, detect_format, iter_lines, read_corpus
 from tagger.errors import InputError, ModelError, TaggerError
@@ -158,7 +159,7 @@ def stream(sentences: Iterable[Sequence[int]]) -> list[int]:
 
 
 @dataclass
-class LMConfig:
+class LMConfig(JsonConfig):
     """Architecture hyper-parameters (saved in ``config.json``)."""
 
     vocab_size: int
@@ -177,16 +178,6 @@ class LMConfig:
     def projection(self) -> bool:
         return self.tie and not self.adaptive and self.hidden != self.embed_dim
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "LMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 def default_cutoffs(vocab_size: int, cutoffs: Sequence[int] = (2000, 6000)) -> list[int]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from tagger.bundle import JsonConfig
 from tagger.crf import CRF
 from tagger.features import CASINGS, Batch
 
@@ -15,7 +16,7 @@ CHAR_ENCODERS = ("cnn", "lstm", "none")
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(JsonConfig):
     """Architecture hyper-parameters (saved in the model directory's config.json)."""
 
     num_words: int  # trainable vocabulary size (ids 0..num_words-1)
@@ -36,16 +37,6 @@ class ModelConfig:
     word_dropout: float = 0.05  # share of training tokens replaced by <unk>
     use_crf: bool = True
 
-    def to_json(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
-        return cls(**data)
 
 
 class CharCNN(nn.Module):
