@@ -213,7 +213,18 @@ def prepare(
     Returns the manifest (also written as ``prepare.json``).
     """
     opts.validate()
-    say = log or (lambda msg: None)
+    from tqdm import tqdm
+
+    log = log or (lambda msg: None)
+    # One bar over the stages (silent when stderr is not a terminal); word2vec training and
+    # the writing of large datasets are the long ones.
+    bar = tqdm(total=4, desc="prepare", unit="step", leave=False, disable=None if progress else True)
+
+    def say(msg: str) -> None:
+        bar.set_description_str(msg)
+        if bar.disable:  # on a terminal the bar shows the stage instead
+            log(msg)
+
     t0 = time.perf_counter()
     say("reading corpora")
     corpora, hashes = read_splits(opts)
@@ -244,6 +255,7 @@ def prepare(
     labels = Vocab.build(Counter(l for s in train.sentences for l in s.labels), specials=False)
     labels = Vocab(["<pad>", *labels.itos], specials=False)  # id 0 pads label tensors
 
+    bar.update(1)
     say(f"loading embeddings ({opts.embeddings})")
     vectors = load_vectors(
         opts.embeddings, [s.tokens for s in train.sentences], opts.unlabeled_text,
@@ -257,6 +269,8 @@ def prepare(
         extra, extra_matrix = [], np.zeros((0, dim), np.float32)
     lookup = WordLookup(words, extra, lowercase=opts.lowercase, digits=opts.digits)
 
+    bar.update(1)
+    say("computing statistics")
     emb_info: dict = {"source": opts.embeddings, "dim": dim, "extra_words": len(extra)}
     if vectors is not None:
         vindex = vectors.index()
@@ -290,9 +304,14 @@ def prepare(
         "splits": stats,
     }
 
+    bar.update(1)
     say("writing prepared directory")
-    with atomic_dir(out, force=force) as tmp:
-        _save(tmp, corpora, words, chars, labels, extra, matrix, extra_matrix, opts, task, scheme, manifest)
+    try:
+        with atomic_dir(out, force=force) as tmp:
+            _save(tmp, corpora, words, chars, labels, extra, matrix, extra_matrix, opts, task, scheme, manifest)
+    finally:
+        bar.update(1)
+        bar.close()
     manifest["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_json(Path(out) / "prepare.json", manifest)
     return manifest
