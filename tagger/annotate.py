@@ -59,6 +59,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import sys
 import time
 from collections import deque
@@ -418,26 +419,48 @@ def _decode_error(exc: UnicodeDecodeError, encoding: str, raw: bytes) -> str:
             f"(use --encoding)")
 
 
+def _line_endings(text: str, after_cr: bool = False) -> int:
+    """How many line endings (``\n``, ``\r\n``, lone ``\r``) ``text`` holds; ``after_cr``: the text before it ended in ``\r``."""
+    return text.count("\n") + text.count("\r") - text.count("\r\n") - (after_cr and text.startswith("\n"))
+
+
+class _StrictTextReader:
+    """``read(n)`` → decoded ``str`` of a binary stream (no newline translation); a decoding error
+    becomes an :class:`InputError` naming the exact line of the bad byte."""
+
+    def __init__(self, fh: IO[bytes], path: str, encoding: str) -> None:
+        self.fh, self.path, self.encoding = fh, path, encoding
+        self.decoder = codecs.getincrementaldecoder(encoding)("strict")
+        self.lines = 0  # line endings in the text returned so far
+        self.after_cr = False  # that text ended with "\r" (a "\n" next belongs to the same ending)
+        self.eof = False
+
+    def read(self, n: int) -> str:
+        while not self.eof:
+            raw = self.fh.read(n)
+            self.eof = not raw
+            try:
+                text = self.decoder.decode(raw, final=self.eof)
+            except UnicodeDecodeError as exc:
+                raise self._error(exc) from None
+            if text:
+                self.lines += _line_endings(text, self.after_cr)
+                self.after_cr = text.endswith("\r")
+                return text
+        return ""
+
+    def _error(self, exc: UnicodeDecodeError) -> InputError:
+        # exc.object is the decoder's pending bytes plus this block: the text before the bad byte is valid
+        before = codecs.decode(exc.object[:exc.start], self.encoding, "replace")
+        line = self.lines + _line_endings(before, self.after_cr) + 1
+        bad = exc.object[exc.start:exc.start + 1]
+        return InputError(self.path, line, f"cannot decode byte {bad!r} as {self.encoding} ({exc.reason}; use --encoding)")
+
+
 def read_text(fh: IO[bytes], path: str, encoding: str = "utf-8", max_chars: int = 100_000) -> Iterator[Item]:
     """Raw text → one :class:`Item` per sentence (``data`` is a :class:`TextSentence`)."""
-    reader = io.TextIOWrapper(fh, encoding=encoding, errors="strict", newline="")
-    count = [1]
-
-    def pieces() -> Iterator[str]:
-        for piece in iter_pieces(reader):
-            if piece.endswith(("\n", "\r")):
-                count[0] += 1
-            yield piece
-
-    try:
-        for s in iter_text_sentences(pieces(), max_chars=max_chars):
-            yield Item([s.tokens], s, s.line)
-    except UnicodeDecodeError as exc:
-        # (the line number is where reading stopped: the bad byte is within the next 64K characters)
-        raise InputError(path, count[0], f"cannot decode the text as {encoding} ({exc.reason}; use --encoding)") from None
-    finally:
-        with contextlib.suppress(Exception):
-            reader.detach()
+    for s in iter_text_sentences(iter_pieces(_StrictTextReader(fh, path, encoding)), max_chars=max_chars):
+        yield Item([s.tokens], s, s.line)
 
 
 def read_tokens(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[Item]:
@@ -511,6 +534,9 @@ def read_conll(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[It
         yield Item([tokens] if tokens else [], ConllBlock(rows), first)
 
 
+_CONLLU_RANGE_OR_EMPTY = re.compile(rb"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")
+
+
 def read_conllu(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[Item]:
     """CoNLL-U sentences; comments, multiword ranges and empty nodes are kept in place."""
     _check_line_encoding(encoding)
@@ -531,7 +557,7 @@ def read_conllu(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[I
         if len(cols) != 10:
             raise InputError(path, lineno, f"expected 10 tab-separated CoNLL-U fields but found {len(cols)}")
         ident = cols[0].lstrip(codecs.BOM_UTF8) if lineno == 1 else cols[0]
-        if b"-" in ident or b"." in ident:
+        if _CONLLU_RANGE_OR_EMPTY.fullmatch(ident):  # a multiword range or an empty node: kept in place
             rows.append((raw, eol, -1))
             continue
         if not ident.isdigit():

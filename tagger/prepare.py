@@ -404,22 +404,26 @@ def load_prepared(path: str | Path) -> Prepared:
     missing = [n for n in need if not (path / n).exists()]
     if missing:
         raise TaggerError(f"{path}: not a prepared directory (missing {', '.join(missing)}); run tagger prepare")
+    # (a FIFO or device named like a prepared file would block or never end a read)
+    odd = [n for n in need[:-1] if not (path / n).is_file()] + ([] if (path / "dataset").is_dir() else ["dataset"])
+    if odd:
+        raise TaggerError(f"{path}: corrupt prepared directory ({', '.join(odd)}: not a regular file or directory)")
     try:
         manifest = json.loads((path / "prepare.json").read_text())
         vocab = json.loads((path / "vocab.json").read_text())
         extra = json.loads((path / "extra_words.json").read_text())
         tensors = load_file(str(path / "embeddings.safetensors"))
         dataset = datasets.load_from_disk(str(path / "dataset"))
-    except (ValueError, OSError, KeyError) as exc:
-        raise TaggerError(f"{path}: corrupt prepared directory ({exc})") from None
-    return Prepared(
-        path=path, manifest=manifest, dataset=dataset,
-        words=Vocab.from_json(vocab["words"]), chars=Vocab.from_json(vocab["chars"]),
-        labels=Vocab.from_json(vocab["labels"]), extra=[str(w) for w in extra],
-        matrix=tensors["words"], extra_matrix=tensors["extra"],
-        lowercase=bool(vocab["lowercase"]), digits=bool(vocab["digits"]),
-        task=vocab["task"], scheme=vocab["scheme"],
-    )
+        return Prepared(
+            path=path, manifest=manifest, dataset=dataset,
+            words=Vocab.from_json(vocab["words"]), chars=Vocab.from_json(vocab["chars"]),
+            labels=Vocab.from_json(vocab["labels"]), extra=[str(w) for w in extra],
+            matrix=tensors["words"], extra_matrix=tensors["extra"],
+            lowercase=bool(vocab["lowercase"]), digits=bool(vocab["digits"]),
+            task=vocab["task"], scheme=vocab["scheme"],
+        )
+    except (ValueError, OSError, KeyError, TypeError, AttributeError) as exc:
+        raise TaggerError(f"{path}: corrupt prepared directory ({type(exc).__name__}: {exc})") from None
 
 
 # --------------------------------------------------------------------------- display

@@ -35,6 +35,28 @@ def test_prepare_sample(tmp_path):
     assert json.loads((tmp_path / "P" / "prepare.json").read_text())["splits"]["dev"]["sentences"] == 100
 
 
+def test_corrupt_prepared_directory_is_a_clean_error(tmp_path):
+    """A FIFO (would block), a directory, or a vocabulary with missing keys: TaggerError, no hang."""
+    import os
+    import shutil
+
+    prepare(opts(), tmp_path / "P")
+    cases = {
+        "fifo": lambda d: (os.unlink(d / "vocab.json"), os.mkfifo(d / "vocab.json")),
+        "directory": lambda d: (os.unlink(d / "prepare.json"), os.mkdir(d / "prepare.json")),
+        "dataset is a file": lambda d: (shutil.rmtree(d / "dataset"), (d / "dataset").write_text("x")),
+        "vocab keys": lambda d: (d / "vocab.json").write_text('{"words": []}'),
+        "vocab a list": lambda d: (d / "vocab.json").write_text("[1, 2]"),
+        "extra words": lambda d: (d / "extra_words.json").write_text("{not json"),
+    }
+    for name, damage in cases.items():
+        d = tmp_path / name
+        shutil.copytree(tmp_path / "P", d)
+        damage(d)
+        with pytest.raises(TaggerError, match="corrupt prepared directory"):
+            load_prepared(d)
+
+
 def test_iob2_output_round_trips_entities(tmp_path):
     a = prepare(opts(scheme="iob2"), tmp_path / "A")
     b = prepare(opts(scheme="bioes"), tmp_path / "B")

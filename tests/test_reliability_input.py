@@ -337,6 +337,10 @@ def test_conllu_garbage_token_ids(tmp_path):
         path = _file(tmp_path, "g.conllu", data)
         check_outcome("corpus conllu", path, lambda: [(s.tokens, s.labels, s.doc) for s in iter_conllu(path)],
                       conllu_oracle(data), None)
+        # annotate's reader agrees: the bad ID on line 2 is an error, never copied through untagged
+        with pytest.raises(InputError) as info:
+            list(_annotate().read_conllu(io.BytesIO(data), "g.conllu"))
+        assert info.value.line == 2 and "bad token ID" in str(info.value)
 
 
 # --------------------------------------------------------------------------- corpus readers
@@ -450,7 +454,7 @@ def annotate_conllu_oracle(data: bytes):
         if len(cols) != 10:
             return sents, i
         ident = cols[0][3:] if i == 1 and cols[0].startswith(b"\xef\xbb\xbf") else cols[0]
-        if b"-" in ident or b"." in ident:
+        if CONLLU_SKIP.fullmatch(ident.decode("latin-1")):
             continue
         if not ident.isdigit():
             return sents, i
@@ -568,14 +572,34 @@ def test_fuzz_annotate_text_reader(case):
     except InputError as exc:
         _count("annotate text", "InputError")
         bad = next(i for i, raw in enumerate(split_lines(data) or [data], 1) if not _utf8(raw))
-        # annotate decodes raw text in 64K blocks and names the line where reading stopped: at or
-        # before the bad byte (a documented approximation; see reports/reliability.md)
-        assert exc.path == "f.txt" and exc.line is not None and 1 <= exc.line <= bad, (exc, bad)
+        assert exc.path == "f.txt" and exc.line == bad, (exc, bad)
         return
     _count("annotate text", "parsed")
     text = data.decode("utf-8")
     toks = [t for it in items for s in it.sents for t in s]
     assert _nonspace("".join(toks)) == _nonspace(text)
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("bad_line", [1, 2, 3_000, 7_777, 20_000])
+def test_annotate_text_decoding_error_names_the_exact_line(eol, bad_line):
+    """Far past the first read block (20,000 lines of ~30 bytes = 600 KB), in every line-ending style."""
+    lines = [b"Line %d has some words ." % i for i in range(1, 20_001)]
+    lines[bad_line - 1] = lines[bad_line - 1].replace(b"some", b"s\xffome")
+    data = eol.join(lines) + eol
+    with pytest.raises(InputError) as info:
+        list(_annotate().read_text(io.BytesIO(data), "big.txt"))
+    assert info.value.path == "big.txt" and info.value.line == bad_line
+    assert "\\xff" in str(info.value) and "--encoding" in str(info.value)
+    _count("annotate text", "InputError")
+
+
+def test_annotate_text_truncated_character_at_the_end():
+    data = b"Peter went home .\nShe said \xc3"  # the file ends in the middle of a UTF-8 sequence
+    with pytest.raises(InputError) as info:
+        list(_annotate().read_text(io.BytesIO(data), "t.txt"))
+    assert info.value.line == 2
+    _count("annotate text", "InputError")
 
 
 def _nonspace(text: str) -> str:
