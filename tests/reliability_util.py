@@ -155,3 +155,15 @@ def assert_clean_exit_2(args, expect: str | None = None, input=None) -> str:
     if expect is not None:
         assert expect.lower() in out.lower(), f"{args}: {expect!r} not in\n{out}"
     return out
+
+
+def write_case_counts(section: str, counts: dict, **extra) -> None:
+    """Merge ``counts`` into the JSON file named by ``TAGGER_RELIABILITY_CASES`` (no-op without it);
+    reports/reliability.md quotes reports/reliability_cases.json."""
+    path = os.environ.get("TAGGER_RELIABILITY_CASES")
+    if path:
+        p = Path(path)
+        data = json.loads(p.read_text()) if p.exists() else {}
+        data[section] = dict(counts)
+        data.update(extra)
+        p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -33,7 +33,7 @@ import pytest
 
 import tagger.train  # noqa: F401  (imported before forking: every child runs the same code)
 from conftest import SAMPLE
-from reliability_util import invoke, prepared_dir, run_cli_subprocess, tagger_model
+from reliability_util import invoke, prepared_dir, run_cli_subprocess, tagger_model, write_case_counts
 
 CASES: dict[str, int] = {}
 OPTS = dict(hidden=16, char_dim=8, char_filters=8, epochs=6, seed=7, threads=1, optimizer="adam", lr=0.01,
@@ -606,9 +606,4 @@ def test_disk_full_injected_enospc(prep, tmp_path_factory, tmp_path, monkeypatch
 
 
 def test_write_case_counts():
-    path = os.environ.get("TAGGER_RELIABILITY_CASES")
-    if path:
-        p = Path(path)
-        data = json.loads(p.read_text()) if p.exists() else {}
-        data["crash"] = dict(CASES)
-        p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_case_counts("crash", CASES)

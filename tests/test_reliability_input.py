@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from reliability_util import assert_clean_exit_2, classifier_model, generator_model, invoke, prepared_dir, tagger_model
+from reliability_util import (assert_clean_exit_2, classifier_model, generator_model, invoke, prepared_dir, tagger_model,
+                              write_case_counts)
 from tagger.corpus import iter_conll, iter_conllu, read_corpus
 from tagger.errors import InputError, TaggerError
 
@@ -1170,10 +1171,4 @@ def test_annotate_bad_file_content_is_reported(models, files, tmp_path):
 
 
 def test_write_case_counts():
-    path = os.environ.get("TAGGER_RELIABILITY_CASES")
-    if path:
-        p = Path(path)
-        data = json.loads(p.read_text()) if p.exists() else {}
-        data["input"] = CASES
-        data["input_examples_per_property"] = EXAMPLES
-        p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_case_counts("input", CASES, input_examples_per_property=EXAMPLES)

@@ -29,6 +29,7 @@ from reliability_util import (
     invoke,
     prepared_dir,
     tagger_model,
+    write_case_counts,
 )
 from tagger.errors import ModelError
 
@@ -513,9 +514,4 @@ def test_loading_a_good_model_still_works(tmodel, cmodel, gmodel):
 
 def test_write_case_counts():
     """Record how many crafted cases this module ran (reports/reliability.md quotes them)."""
-    path = os.environ.get("TAGGER_RELIABILITY_CASES")
-    if path:
-        p = Path(path)
-        data = json.loads(p.read_text()) if p.exists() else {}
-        data["models"] = dict(CASES)
-        p.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    write_case_counts("models", CASES)
