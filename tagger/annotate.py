@@ -70,6 +70,7 @@ from typing import IO, Callable, Iterator, Sequence
 import torch
 
 from tagger import schemes
+from tagger.corpus import CONLLU_SKIP_PATTERN
 from tagger.errors import InputError, TaggerError
 from tagger.predict import Entity, Prediction, Predictor
 from tagger.textproc import TextSentence, iter_pieces, iter_text_sentences, split_sentences
@@ -463,17 +464,25 @@ def read_text(fh: IO[bytes], path: str, encoding: str = "utf-8", max_chars: int 
         yield Item([s.tokens], s, s.line)
 
 
-def read_tokens(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[Item]:
-    """One sentence per line, whitespace-separated tokens; an empty line is an empty record."""
+def _decoded_lines(fh: IO[bytes], encoding: str) -> Iterator[tuple[int, str, str | None]]:
+    """``(line number, text, error)`` per line: an undecodable line comes with its error and its
+    text decoded with replacement characters, so the caller can keep it as an error record."""
     _check_line_encoding(encoding)
     for lineno, (raw, _) in enumerate(binary_lines(fh), 1):
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
-            yield Item([], raw.decode(encoding, "replace"), lineno, _decode_error(exc, encoding, raw))
+            yield lineno, raw.decode(encoding, "replace"), _decode_error(exc, encoding, raw)
             continue
-        if lineno == 1:
-            text = text.lstrip("\ufeff")
+        yield lineno, text.lstrip("\ufeff") if lineno == 1 else text, None
+
+
+def read_tokens(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[Item]:
+    """One sentence per line, whitespace-separated tokens; an empty line is an empty record."""
+    for lineno, text, error in _decoded_lines(fh, encoding):
+        if error is not None:
+            yield Item([], text, lineno, error)
+            continue
         tokens = text.split()
         yield Item([tokens] if tokens else [], tokens, lineno)
 
@@ -534,7 +543,7 @@ def read_conll(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[It
         yield Item([tokens] if tokens else [], ConllBlock(rows), first)
 
 
-_CONLLU_RANGE_OR_EMPTY = re.compile(rb"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")
+_CONLLU_RANGE_OR_EMPTY = re.compile(CONLLU_SKIP_PATTERN.encode("ascii"))
 
 
 def read_conllu(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[Item]:
@@ -584,15 +593,10 @@ class JsonRecord:
 
 def read_jsonl(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[Item]:
     """One record per non-blank line; bad lines become error items (never dropped)."""
-    _check_line_encoding(encoding)
-    for lineno, (raw, _) in enumerate(binary_lines(fh), 1):
-        try:
-            line = raw.decode(encoding)
-        except UnicodeDecodeError as exc:
-            yield Item([], raw.decode(encoding, "replace"), lineno, _decode_error(exc, encoding, raw))
+    for lineno, line, error in _decoded_lines(fh, encoding):
+        if error is not None:
+            yield Item([], line, lineno, error)
             continue
-        if lineno == 1:
-            line = line.lstrip("\ufeff")
         if not line.strip():
             continue
         try:

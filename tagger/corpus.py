@@ -181,7 +181,9 @@ def iter_conll(
 # --------------------------------------------------------------------------- CoNLL-U
 
 _CONLLU_ID = re.compile(r"[0-9]+")
-_CONLLU_SKIP = re.compile(r"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")  # multiword ranges (3-4), empty nodes (5.1)
+# multiword ranges (3-4) and empty nodes (5.1); annotate's byte-level reader compiles the same pattern
+CONLLU_SKIP_PATTERN = r"[0-9]+-[0-9]+|[0-9]+\.[0-9]+"
+_CONLLU_SKIP = re.compile(CONLLU_SKIP_PATTERN)
 
 
 def iter_conllu(
