@@ -9,7 +9,7 @@ The sentences of ``eng.testb`` are written to a temporary directory twice: as ra
 tokens of a sentence joined by spaces, one sentence per line, ``.txt``: this exercises the
 sentence splitter and tokenizer) and as pre-tokenised lines (``.tok``). Each configuration
 loads the model afresh and annotates the file to JSONL through the library
-(:func:`tagger.annotate.annotate_paths`, the code behind the CLI); the time is the summary's
+(:func:`tagger.commands.annotate.annotate_paths`, the code behind the CLI); the time is the summary's
 ``seconds`` (reading, tokenising, predicting and writing; not the model load or imports).
 Results go to ``OUT.md`` and ``OUT.json``.
 """
@@ -52,8 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import tagger
-    from tagger.annotate import AnnotateOptions, annotate_paths, available_cores
-    from tagger.corpus import iter_conll
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths, available_cores
+    from tagger.formats.corpus import iter_conll
 
     sents = [s.tokens for s in iter_conll(args.data, label_column=None)]
     lines = "".join(" ".join(s) + "\n" for s in sents)

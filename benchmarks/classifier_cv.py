@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a ClassifierOptions field, e.g. --set hidden=150 (JSON values)")
     args = p.parse_args(argv)
 
-    from tagger.classifier import ClassifierOptions, cross_validate, read_data
+    from tagger.commands.classify import ClassifierOptions, cross_validate, read_data
     from tagger.fsutil import atomic_write_bytes, atomic_write_json
 
     pos, neg = args.data_dir / "rt-polarity.pos", args.data_dir / "rt-polarity.neg"

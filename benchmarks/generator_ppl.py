@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "conll2003"
-# The recipe (see tagger.generator.GeneratorOptions for the defaults it builds on).
+# The recipe (see tagger.commands.generate.GeneratorOptions for the defaults it builds on).
 RECIPE = ["--embeddings", "glove-6b-50d", "--dev-fraction", "0.05", "--epochs", "10", "--max-minutes", "10",
           "--seed", "1"]
 SEED_TEXT = "The company said"
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "| model | dev perplexity (eng.testa) |",
         "|---|---:|",
-        f"| interpolated Kneser-Ney trigram (`tagger.lm_baseline`) | {tri:.2f} |",
+        f"| interpolated Kneser-Ney trigram (`tagger.kneser_ney`) | {tri:.2f} |",
         f"| LSTM language model (`tagger generate`) | **{lstm:.2f}** |",
         "",
         f"The LSTM's perplexity is {1 - lstm / tri:.1%} lower than the trigram's."

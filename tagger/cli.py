@@ -89,7 +89,7 @@ def prepare(train, dev, test, dataset, dataset_config, out, format_, token_colum
             encoding, dev_fraction, seed, scheme, input_scheme, min_count, lowercase, digits, embeddings,
             embedding_dim, unlabeled_text, extend_vocab, force, quiet):
     """Read corpora, build vocabularies and embeddings, write a prepared directory."""
-    from tagger.prepare import PrepareOptions, format_summary, prepare as run_prepare
+    from tagger.commands.prepare import PrepareOptions, format_summary, prepare as run_prepare
 
     opts = PrepareOptions(
         train=train, dev=dev, test=test, dataset=dataset, dataset_config=dataset_config,
@@ -111,7 +111,7 @@ def _train_option_flags(f):
     """One flag per TrainOptions field (defaults None: the config file or defaults decide)."""
     from dataclasses import fields
 
-    from tagger.train import TrainOptions
+    from tagger.commands.train import TrainOptions
 
     helps = {
         "epochs": "Maximum number of epochs.", "batch_size": "Sentences per mini-batch.",
@@ -149,11 +149,11 @@ def _train_option_flags(f):
 @_train_option_flags
 def train(prepared, out, config_file, resume, force, quiet, **flags):
     """Train a BiLSTM-CRF on a prepared directory."""
-    from tagger.train import TrainOptions, train as run_train
+    from tagger.commands.train import TrainOptions, train as run_train
 
     given = {k: v for k, v in flags.items() if v is not None}
     if resume:
-        from tagger.train import RESUME_OVERRIDES
+        from tagger.commands.train import RESUME_OVERRIDES
 
         fixed = sorted(set(given) - set(RESUME_OVERRIDES))
         if fixed or config_file:
@@ -195,7 +195,7 @@ def evaluate(model_dir, data, out, as_json, format_, token_column, label_column,
 
     from click.core import ParameterSource
 
-    from tagger.evaluate import evaluate as run_evaluate, format_summary
+    from tagger.commands.evaluate import evaluate as run_evaluate, format_summary
 
     ctx = click.get_current_context()
     explicit = ctx.get_parameter_source("format_") != ParameterSource.DEFAULT
@@ -232,7 +232,7 @@ def run_pipeline_cmd(pipeline_file, sets, workdir, force, from_stage, until_stag
 
     See tagger/pipeline.py for the file format; pipelines/sample.toml is an example.
     """
-    from tagger.pipeline import PipelineFailed, format_summary, parse_sets, run_pipeline
+    from tagger.pipeline.runner import PipelineFailed, format_summary, parse_sets, run_pipeline
 
     if pipeline_file is None and force not in (None, "*"):
         pipeline_file, force = force, "*"  # `tagger run --force PIPELINE.toml`
@@ -280,7 +280,7 @@ def annotate(model_dir, inputs, out, input_format, output_format, batch_size, wo
     listed on stderr; failed records still get an output record with an "error" field), 2 for
     usage errors.
     """
-    from tagger.annotate import AnnotateOptions, annotate_paths
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths
 
     opts = AnnotateOptions(
         input_format=input_format, output_format=output_format, batch_size=batch_size, workers=workers,
@@ -301,7 +301,7 @@ def _classifier_options(f):
     """Flags for ClassifierOptions fields (default None: the dataclass default applies)."""
     from dataclasses import fields
 
-    from tagger.classifier import ClassifierOptions
+    from tagger.commands.classify import ClassifierOptions
 
     helps = {
         "embeddings": "none | glove-6b-50d | word2vec | path to a GloVe/word2vec/fastText file.",
@@ -363,7 +363,7 @@ def classify() -> None:
 @_classifier_options
 def classify_train(train_files, label_files, dev_files, out, cv, cv_report, format_, encoding, force, quiet, **flags):
     """Train a sentence classifier (or cross-validate one with --cv K)."""
-    from tagger.classifier import ClassifierOptions, cross_validate, read_data, train_classifier
+    from tagger.commands.classify import ClassifierOptions, cross_validate, read_data, train_classifier
     from tagger.fsutil import atomic_write_json
 
     if not out and not cv:
@@ -412,7 +412,7 @@ def classify_evaluate(model_dir, data_files, label_files, format_, encoding, out
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a classifier."""
     import json
 
-    from tagger.classifier import Classifier, evaluate, format_report, read_data, write_evaluation
+    from tagger.commands.classify import Classifier, evaluate, format_report, read_data, write_evaluation
 
     clf = Classifier.load(model_dir)
     if not data_files and not label_files:
@@ -439,7 +439,7 @@ def classify_evaluate(model_dir, data_files, label_files, format_, encoding, out
 @click.option("--batch-size", type=int, default=256, show_default=True)
 def classify_predict(model_dir, inputs, out, format_, encoding, batch_size):
     """Label every input line/record (order kept, nothing dropped) → JSONL with probabilities."""
-    from tagger.classifier import Classifier, predict_records, write_jsonl
+    from tagger.commands.classify import Classifier, predict_records, write_jsonl
 
     clf = Classifier.load(model_dir)
     records = predict_records(clf, inputs, format_, encoding, batch_size)
@@ -460,7 +460,7 @@ _TOKEN_COLUMN = click.option("--token-column", type=int, default=0, show_default
 def _generator_options(f):
     from dataclasses import fields
 
-    from tagger.generator import GeneratorOptions
+    from tagger.commands.generate import GeneratorOptions
 
     helps = {
         "min_count": "Words seen fewer times become <unk>.", "max_vocab": "Keep at most this many words (0 = all).",
@@ -509,7 +509,7 @@ def generate() -> None:
 @_generator_options
 def generate_train(text_files, dev_files, out, format_, token_column, encoding, force, quiet, **flags):
     """Train an LSTM language model on text."""
-    from tagger.generator import GeneratorOptions, read_texts, train_generator
+    from tagger.commands.generate import GeneratorOptions, read_texts, train_generator
 
     if Path(out).exists() and not force:
         raise TaggerError(f"{out} already exists (use --force to replace it)")
@@ -545,7 +545,7 @@ def generate_sample(model_dir, seed_text, words, temperature, top_k, top_p, seed
     """Continue a seed text with the language model."""
     import json
 
-    from tagger.generator import Generator
+    from tagger.commands.generate import Generator
 
     gen = Generator.load(model_dir)
     s = gen.sample(seed_text, words, temperature, top_k, top_p, seed, stop_at_eos, allow_unk=not no_unk)
@@ -577,7 +577,7 @@ def generate_evaluate(model_dir, text_files, format_, token_column, encoding, ba
     """Perplexity of held-out text."""
     import json
 
-    from tagger.generator import Generator, read_texts, trigram_baseline
+    from tagger.commands.generate import Generator, read_texts, trigram_baseline
 
     gen = Generator.load(model_dir)
     sentences = read_texts(text_files, format_, encoding, token_column)

@@ -78,7 +78,7 @@ def _validate_text_vectors(path: Path, header: bool) -> None:
 
     gensim pads or truncates ragged lines silently; a bad line must be an error naming it.
     """
-    from tagger.corpus import iter_lines
+    from tagger.formats.corpus import iter_lines
 
     dim = None
     count = 0
@@ -150,7 +150,7 @@ def train_word2vec(
     """
     from gensim.models import Word2Vec
 
-    from tagger.corpus import iter_lines
+    from tagger.formats.corpus import iter_lines
 
     corpus: list[list[str]] = [list(s) for s in sentences]
     for f in unlabeled:

@@ -12,10 +12,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from tagger import bundle, schemes
+from tagger import modeldir, schemes
 from tagger.errors import ModelError, TaggerError
 from tagger.features import Featurizer, casing
-from tagger.model import BiLSTMCRF, ModelConfig
+from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.vocab import Vocab, WordLookup
 
 WEIGHTS = "model.safetensors"
@@ -64,8 +64,8 @@ def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vo
 
 def save_tagger_static(model_dir: Path, config: dict, extra_words: Sequence[str], extra_matrix) -> None:
     """Write the parts of a tagger model directory that do not change during training."""
-    bundle.write_config(model_dir, "tagger", config)
-    bundle.save_tensors(model_dir / EXTRA_WEIGHTS, {"extra": torch.as_tensor(np.asarray(extra_matrix, dtype=np.float32))})
+    modeldir.write_config(model_dir, "tagger", config)
+    modeldir.save_tensors(model_dir / EXTRA_WEIGHTS, {"extra": torch.as_tensor(np.asarray(extra_matrix, dtype=np.float32))})
     from tagger.fsutil import atomic_write_bytes
 
     atomic_write_bytes(model_dir / EXTRA_WORDS, json.dumps(list(extra_words), ensure_ascii=False).encode("utf-8"))
@@ -92,7 +92,7 @@ def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict,
     limits = {"num_words": 5_000_000, "num_extra": 5_000_000, "word_dim": 2048, "num_chars": 1_000_000,
               "num_tags": 10_000, "char_dim": 1024, "char_filters": 4096, "char_kernel": 31,
               "casing_dim": 256, "hidden": 4096, "layers": 8}
-    cfg, mc, where = bundle.read_model_section(
+    cfg, mc, where = modeldir.read_model_section(
         path, "tagger", ModelConfig, {k: (0 if k == "num_extra" else 1, hi) for k, hi in limits.items()})
     unknown = sorted(set(cfg) - CONFIG_KEYS)
     if unknown:
@@ -112,17 +112,17 @@ def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict,
     extra_words: list[str] = []
     others = {}
     if mc.num_extra:
-        extra_words = bundle.read_json(path / EXTRA_WORDS, "extra word list")
+        extra_words = modeldir.read_json(path / EXTRA_WORDS, "extra word list")
         if not isinstance(extra_words, list) or len(extra_words) != mc.num_extra or not all(
             isinstance(w, str) for w in extra_words
         ):
             raise ModelError(f"{path / EXTRA_WORDS}: expected a list of {mc.num_extra} words")
         others[path / EXTRA_WEIGHTS] = {"extra": ((mc.num_extra, mc.word_dim), torch.float32)}
     # Names, shapes and dtypes are checked from the safetensors headers before anything is allocated.
-    model = bundle.build_checked(lambda: BiLSTMCRF(mc), path / WEIGHTS, others)
-    bundle.load_state(model, path / WEIGHTS)
+    model = modeldir.build_checked(lambda: BiLSTMCRF(mc), path / WEIGHTS, others)
+    modeldir.load_state(model, path / WEIGHTS)
     if mc.num_extra:
-        t = bundle.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
+        t = modeldir.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
         if t["extra"].dtype != torch.float32 or not torch.isfinite(t["extra"]).all():
             raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 values")
         model.extra_embed = t["extra"]
@@ -266,7 +266,7 @@ class Predictor:
 
         Sentences are sorted by length and tagged in batches of ``batch_size``; input features
         come from :attr:`cache` (the character encoder runs once per distinct token); CRF
-        probabilities are computed in float64 (:mod:`tagger.crf`), entity probabilities only
+        probabilities are computed in float64 (:mod:`tagger.nn.crf`), entity probabilities only
         for sentences that have entities.
         """
         if batch_size < 1:

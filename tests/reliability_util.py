@@ -54,7 +54,7 @@ def prepared_dir(tmp_path_factory) -> Path:
     """A prepared directory with tiny pretrained vectors (so models have extra words)."""
 
     def build(path: Path) -> None:
-        from tagger.prepare import PrepareOptions, prepare
+        from tagger.commands.prepare import PrepareOptions, prepare
 
         work = path.parent / "prep-src"
         work.mkdir(exist_ok=True)
@@ -71,7 +71,7 @@ def tagger_model(tmp_path_factory) -> Path:
     """A one-epoch hidden-16 tagger (with extra pretrained words: extra_embeddings is used)."""
 
     def build(path: Path) -> None:
-        from tagger.train import TrainOptions, train
+        from tagger.commands.train import TrainOptions, train
 
         train(prepared_dir(tmp_path_factory), path, TrainOptions(**TINY_TRAIN))
 
@@ -80,7 +80,7 @@ def tagger_model(tmp_path_factory) -> Path:
 
 def classifier_model(tmp_path_factory) -> Path:
     def build(path: Path) -> None:
-        from tagger.classifier import ClassifierOptions, Example, train_classifier
+        from tagger.commands.classify import ClassifierOptions, Example, train_classifier
 
         ex = [Example(f"{w} film {i}", lab, "x", i) for i, (w, lab) in
               enumerate([("good", "pos"), ("bad", "neg")] * 20)]
@@ -93,7 +93,7 @@ def classifier_model(tmp_path_factory) -> Path:
 
 def generator_model(tmp_path_factory) -> Path:
     def build(path: Path) -> None:
-        from tagger.generator import GeneratorOptions, train_generator
+        from tagger.commands.generate import GeneratorOptions, train_generator
 
         sents = [["the", "cat", "sat"], ["a", "dog", "ran", "home"]] * 20
         gen, _ = train_generator(sents, None, GeneratorOptions(

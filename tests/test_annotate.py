@@ -1,4 +1,4 @@
-"""Tests for batch annotation (tagger.annotate, tagger.textproc, ``tagger annotate``)."""
+"""Tests for batch annotation (tagger.commands.annotate, tagger.formats.text, ``tagger annotate``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from tagger import schemes
 from tagger.errors import TaggerError
-from tagger.annotate import (
+from tagger.commands.annotate import (
     AnnotateOptions,
     Engine,
     annotate_paths,
@@ -23,7 +23,7 @@ from tagger.annotate import (
     sniff_format,
 )
 from tagger.cli import main
-from tagger.textproc import iter_pieces, iter_text_sentences, split_sentences, tokenize
+from tagger.formats.text import iter_pieces, iter_text_sentences, split_sentences, tokenize
 
 from conftest import SAMPLE
 
@@ -36,8 +36,8 @@ OPTS = dict(progress=False, threads=1)
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A small model trained on the synthetic sample corpus (a few seconds)."""
-    from tagger.prepare import PrepareOptions, prepare
-    from tagger.train import TrainOptions, train
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("annotate-model")
     prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
@@ -184,7 +184,7 @@ def assert_matches_reference(preds, ref, token_scores=True):
 
 def test_predict_matches_unbatched_float64_reference(predictor):
     """Batched, length-sorted, cached-feature prediction = the model's plain forward + a float64 CRF."""
-    from tagger.corpus import iter_conll
+    from tagger.formats.corpus import iter_conll
 
     sents = [s.tokens for s in iter_conll(SAMPLE / "test.conll", label_column=None)]
     sents = [sents[0], [], *sents[1:], ["x" * 200, "Paris"]]  # an empty sentence, an over-long token
@@ -441,7 +441,7 @@ def test_nbest_and_scheme(predictor, tmp_path):
 
 
 def test_workers_keep_input_order(predictor, tmp_path):
-    from tagger.corpus import iter_conll
+    from tagger.formats.corpus import iter_conll
 
     sents = [s.tokens for s in iter_conll(SAMPLE / "dev.conll", label_column=None)]
     src = tmp_path / "many.tok"

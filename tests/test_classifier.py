@@ -1,4 +1,4 @@
-"""Tests for tagger.classifier and ``tagger classify``: readers, folds, training, outputs."""
+"""Tests for tagger.commands.classify and ``tagger classify``: readers, folds, training, outputs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tagger.classifier import (
+from tagger.commands.classify import (
     Classifier,
     ClassifierConfig,
     ClassifierOptions,
@@ -328,9 +328,9 @@ def test_cli_errors_exit_2(cli_model, tmp_path):
     # A model directory of another kind.
     other = tmp_path / "gen"
     other.mkdir()
-    from tagger import bundle
+    from tagger import modeldir
 
-    bundle.write_config(other, "generator", {})
+    modeldir.write_config(other, "generator", {})
     res = runner.invoke(main, ["classify", "evaluate", str(other), "--data", str(bad)])
     assert res.exit_code == 2 and "generator model" in res.output
     res = runner.invoke(main, ["classify", "predict", str(tmp_path / "none"), str(bad), "--out", str(tmp_path / "o")])

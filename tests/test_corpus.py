@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tagger.corpus import detect_format, iter_conll, read_corpus
+from tagger.formats.corpus import detect_format, iter_conll, read_corpus
 from tagger.errors import InputError, TaggerError
 
 

@@ -1,4 +1,4 @@
-"""Tests for tagger.crf against brute-force enumeration of every tag sequence."""
+"""Tests for tagger.nn.crf against brute-force enumeration of every tag sequence."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from tagger.crf import CRF, PENALTY
+from tagger.nn.crf import CRF, PENALTY
 
 
 SEEDS = range(10)

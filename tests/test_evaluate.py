@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from tagger import metrics, schemes
 from tagger.cli import main
 from tagger.errors import InputError, ModelError, TaggerError
-from tagger.evaluate import evaluate, gold_in_model_scheme, read_gold, resolve_format
+from tagger.commands.evaluate import evaluate, gold_in_model_scheme, read_gold, resolve_format
 from tagger.schemes import Span
 
 from conftest import SAMPLE
@@ -30,8 +30,8 @@ def S(*triples):
 
 
 def _train(tmp: Path, name: str, label_column: int, epochs: int, test: bool = True) -> tuple[Path, Path]:
-    from tagger.prepare import PrepareOptions, prepare
-    from tagger.train import TrainOptions, train
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
 
     prep = tmp / f"{name}-prepared"
     model = tmp / f"{name}-model"
@@ -157,7 +157,7 @@ def test_strict_ill_formed_sequences_are_not_entities():
 
 
 def test_iob1_gold_is_converted_to_the_model_scheme():
-    from tagger.evaluate import Gold
+    from tagger.commands.evaluate import Gold
 
     labels = [["I-PER", "B-PER", "O", "I-LOC", "I-LOC"], ["I-ORG", "O"]]  # CoNLL-2003 style
     g = Gold([["w"] * len(x) for x in labels], labels, [1, 7], "x.conll", "x.conll", None, "conll", None, True)
@@ -174,7 +174,7 @@ def test_iob1_gold_is_converted_to_the_model_scheme():
 
 
 def test_plain_gold_for_an_entity_model_names_file_and_line():
-    from tagger.evaluate import Gold
+    from tagger.commands.evaluate import Gold
 
     g = Gold([["a", "b"], ["c", "d"]], [["O", "O"], ["O", "NN"]], [3, 6], "x.conll", "x.conll", None, "conll", None, True)
     with pytest.raises(InputError, match=r"^x\.conll:7: gold label 'NN' is not an entity tag"):
@@ -351,14 +351,14 @@ def test_predictions_conll_rescored_equals_metrics(ner_report):
     assert c["correct"] == r["conlleval"]["correct"] and c["found_pred"] == r["conlleval"]["found_pred"]
     assert c["accuracy"] == pytest.approx(r["conlleval"]["accuracy"])
     # the gold column is the test file converted to IOB2
-    from tagger.corpus import read_corpus
+    from tagger.formats.corpus import read_corpus
 
     src = [s.labels for s in read_corpus(SAMPLE / "test.conll").sentences]
     assert gold == [schemes.convert(s, "iob1", "iob2")[0] for s in src]
 
 
 def test_gold_schemes_and_prepared_dir_agree(ner, ner_report, tmp_path):
-    from tagger.corpus import read_corpus
+    from tagger.formats.corpus import read_corpus
 
     r, _ = ner_report
     corpus = read_corpus(SAMPLE / "test.conll")
@@ -438,7 +438,7 @@ def test_cli_summary_and_json(ner, tmp_path):
 @pytest.mark.parametrize("case", ["no-data", "no-model", "classifier", "no-split", "no-test-split", "pos-column",
                                   "split-of-file", "bad-columns"])
 def test_cli_errors_exit_2(case, ner, pos, tmp_path):
-    from tagger import bundle
+    from tagger import modeldir
 
     model, data, extra = ner[1], SAMPLE / "test.conll", []
     expect = None
@@ -449,7 +449,7 @@ def test_cli_errors_exit_2(case, ner, pos, tmp_path):
     elif case == "classifier":
         model = tmp_path / "clf"
         model.mkdir()
-        bundle.write_config(model, "classifier", {})
+        modeldir.write_config(model, "classifier", {})
         expect = "this is a classifier model"
     elif case == "no-split":
         data, expect = f"{ner[0]}:nope", "no 'nope' split"

@@ -1,4 +1,4 @@
-"""Tests for tagger.generator, tagger.lm_baseline and ``tagger generate``."""
+"""Tests for tagger.commands.generate, tagger.kneser_ney and ``tagger generate``."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tagger import bundle
+from tagger import modeldir
 from tagger.cli import main
 from tagger.errors import ModelError, TaggerError
-from tagger.generator import (
+from tagger.commands.generate import (
     EOS,
     EOS_ID,
     UNK,
@@ -37,7 +37,7 @@ from tagger.generator import (
     train_generator,
     trigram_baseline,
 )
-from tagger.lm_baseline import KneserNeyTrigram
+from tagger.kneser_ney import KneserNeyTrigram
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 CHAIN = "a b c d e f g h".split()
@@ -244,10 +244,10 @@ def test_cli_train_sample_evaluate(tmp_path):
 def test_cli_wrong_kind_and_bad_input_exit_2(tmp_path):
     clf = tmp_path / "clf"
     clf.mkdir()
-    bundle.write_config(clf, "classifier", {})
+    modeldir.write_config(clf, "classifier", {})
     tagger_dir = tmp_path / "tagger"
     tagger_dir.mkdir()
-    bundle.write_config(tagger_dir, "tagger", {})
+    modeldir.write_config(tagger_dir, "tagger", {})
     runner = CliRunner()
     for d in (clf, tagger_dir):
         res = runner.invoke(main, ["generate", "sample", str(d), "--seed-text", "x"])

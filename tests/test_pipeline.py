@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from conftest import ROOT, SAMPLE, SHARED, needs_shared
 from tagger.cli import main
 from tagger.errors import TaggerError
-from tagger.pipeline import PipelineFailed, load_pipeline, run_pipeline
+from tagger.pipeline.runner import PipelineFailed, load_pipeline, run_pipeline
 
 PIPELINES = ROOT / "pipelines"
 HAS = set(main.commands)

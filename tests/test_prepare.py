@@ -11,7 +11,7 @@ import pytest
 
 from conftest import SAMPLE, SHARED, needs_shared
 from tagger.errors import TaggerError
-from tagger.prepare import PrepareOptions, load_prepared, prepare
+from tagger.commands.prepare import PrepareOptions, load_prepared, prepare
 
 
 def opts(**kw):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 
-import tagger.train  # noqa: F401  (imported before forking: every child runs the same code)
+import tagger.commands.train  # noqa: F401  (imported before forking: every child runs the same code)
 from conftest import SAMPLE
 from reliability_util import invoke, prepared_dir, run_cli_subprocess, tagger_model, write_case_counts
 
@@ -149,7 +149,7 @@ def train_child(prep: Path, out: Path, resume: bool = False, patch=None):
     def run():
         import torch
 
-        from tagger.train import TrainOptions, train
+        from tagger.commands.train import TrainOptions, train
 
         torch.set_num_threads(1)
         if patch is not None:
@@ -228,7 +228,7 @@ def _stall_writes_of(name: str, nth: int, marker: Path, part: str = "half"):
         import builtins
 
         import tagger.fsutil
-        import tagger.train
+        import tagger.commands.train
 
         real_open = builtins.open
         seen = {"n": 0}
@@ -265,7 +265,7 @@ def _stall_writes_of(name: str, nth: int, marker: Path, part: str = "half"):
             return fh
 
         tagger.fsutil.open = stalling_open  # module globals shadow the builtin for these modules only
-        tagger.train.open = stalling_open
+        tagger.commands.train.open = stalling_open
 
     return patch
 
@@ -306,7 +306,7 @@ def test_training_killed_in_the_middle_of_a_write(prep, reference, tmp_path, nam
 
 def test_resume_with_more_epochs_extends_a_finished_run(prep, tmp_path):
     """--resume --epochs N after a run that finished: continues exactly like an N-epoch run."""
-    from tagger.train import TrainOptions, train
+    from tagger.commands.train import TrainOptions, train
 
     short, full = dict(OPTS, epochs=2), dict(OPTS, epochs=3)
     train(prep, tmp_path / "a", TrainOptions(**short))
@@ -399,8 +399,8 @@ def test_cli_train_killed_and_resumed_in_a_subprocess(prep, reference, tmp_path)
 
 @pytest.fixture(scope="module")
 def annotate_setup(tmp_path_factory):
-    pytest.importorskip("tagger.annotate", reason="tagger annotate is not written yet")
-    from tagger.annotate import AnnotateOptions, annotate_paths
+    pytest.importorskip("tagger.commands.annotate", reason="tagger annotate is not written yet")
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths
 
     model = tagger_model(tmp_path_factory)
     root = tmp_path_factory.mktemp("annotate-kill")
@@ -425,7 +425,7 @@ def _annotate_child(model, src, out, resume=False):
     def run():
         import torch
 
-        from tagger.annotate import AnnotateOptions, annotate_paths
+        from tagger.commands.annotate import AnnotateOptions, annotate_paths
 
         torch.set_num_threads(1)
         annotate_paths(model, [str(src)], str(out),
@@ -436,7 +436,7 @@ def _annotate_child(model, src, out, resume=False):
 
 @pytest.mark.parametrize("moment", ["first file done", "random"])
 def test_annotate_killed_midway_then_resume(annotate_setup, tmp_path, moment):
-    from tagger.annotate import AnnotateOptions, annotate_paths
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths
 
     model, src, ref = annotate_setup
     out = tmp_path / "out"
@@ -463,7 +463,7 @@ def test_annotate_killed_midway_then_resume(annotate_setup, tmp_path, moment):
 
 
 def test_annotate_single_file_killed_leaves_no_output(annotate_setup, tmp_path):
-    from tagger.annotate import AnnotateOptions, annotate_paths
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths
 
     model, src, ref = annotate_setup
     big = tmp_path / "big.tok"

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from reliability_util import (assert_clean_exit_2, classifier_model, generator_model, invoke, prepared_dir, tagger_model,
                               write_case_counts)
-from tagger.corpus import iter_conll, iter_conllu, read_corpus
+from tagger.formats.corpus import iter_conll, iter_conllu, read_corpus
 from tagger.errors import InputError, TaggerError
 
 EXAMPLES = int(os.environ.get("TAGGER_FUZZ_EXAMPLES", "150"))
@@ -235,7 +235,7 @@ def _decoded(lines: list[bytes]):
 
 
 def conll_oracle(data: bytes):
-    """(sentences, line of the first error or None) for tagger.corpus.iter_conll (label = last column)."""
+    """(sentences, line of the first error or None) for tagger.formats.corpus.iter_conll (label = last column)."""
     sents, toks, labs = [], [], []
     ncols = None
     doc, doc_has = 0, False
@@ -400,11 +400,11 @@ def test_fuzz_conll_token_only_reader(fuzzdir, case):
 
 
 def _annotate():
-    return pytest.importorskip("tagger.annotate", reason="tagger annotate is not written yet")
+    return pytest.importorskip("tagger.commands.annotate", reason="tagger annotate is not written yet")
 
 
 def annotate_conll_oracle(data: bytes):
-    """Token lists per the documented rules of tagger.annotate.read_conll (it never fails)."""
+    """Token lists per the documented rules of tagger.commands.annotate.read_conll (it never fails)."""
     sents, toks = [], []
     ncols = None
     for i, raw in enumerate(split_lines(data), 1):
@@ -620,7 +620,7 @@ def _utf8(raw: bytes) -> bool:
 
 
 def _classifier():
-    return pytest.importorskip("tagger.classifier", reason="tagger classify is not written yet")
+    return pytest.importorskip("tagger.commands.classify", reason="tagger classify is not written yet")
 
 
 @st.composite
@@ -793,7 +793,7 @@ def test_fuzz_classifier_csv_and_lines_readers(fuzzdir, case, need_label):
 @FUZZ
 @given(case=st.one_of(token_lines(), token_lines().flatmap(lambda d: mutated(d[0]).map(lambda m: (m, None)))))
 def test_fuzz_generator_text_reader(fuzzdir, case):
-    g = pytest.importorskip("tagger.generator", reason="tagger generate is not written yet")
+    g = pytest.importorskip("tagger.commands.generate", reason="tagger generate is not written yet")
     data, _ = case
     path = _file(fuzzdir, "f.txt", data)
     want, err = [], None
@@ -837,7 +837,7 @@ def test_unusual_labels_are_kept_verbatim(tmp_path):
 
 def test_prepare_with_unusual_labels(tmp_path):
     """Hyphenated entity types survive scheme conversion; a '|' label is a type, not two."""
-    from tagger.prepare import PrepareOptions, load_prepared, prepare
+    from tagger.commands.prepare import PrepareOptions, load_prepared, prepare
 
     p = _file(tmp_path, "l.conll", ("Star B-creative-work\nWars I-creative-work\nin O\nParis B-ORG|LOC\n\n"
                                     "Bonn B-ORG|LOC\nis O\n\n").encode())
@@ -851,7 +851,7 @@ def test_prepare_with_unusual_labels(tmp_path):
 
 def test_label_named_like_the_padding_label(tmp_path):
     """A label spelled '<pad>' must not collide with the padding label id 0."""
-    from tagger.prepare import PrepareOptions, prepare
+    from tagger.commands.prepare import PrepareOptions, prepare
 
     p = _file(tmp_path, "l.conll", b"a O\nb <pad>\n\nc O\n\n")
     # (it used to be merged into the padding label: its tokens were trained as padding)

@@ -56,8 +56,8 @@ def gmodel(tmp_path_factory):
 
 
 def _loaders():
-    from tagger.classifier import Classifier
-    from tagger.generator import Generator
+    from tagger.commands.classify import Classifier
+    from tagger.commands.generate import Generator
 
     return {"tagger": tagger.load, "classifier": Classifier.load, "generator": Generator.load}
 

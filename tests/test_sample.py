@@ -1,13 +1,15 @@
-"""Tests for tagger.sample and the bundled synthetic corpus in data/sample/."""
+"""Tests for data/make_sample.py and the bundled synthetic corpus in data/sample/."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tagger.sample import (
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
+from make_sample import (  # noqa: E402  (a script beside the data it writes, not part of the package)
     ENTITY_TYPES,
     SAMPLE_SIZES,
     SPLITS,
@@ -25,7 +27,7 @@ DOCSTART = "-DOCSTART- -X- -X- O"
 
 
 def read_documents(path: Path) -> list[list[list[tuple[str, ...]]]]:
-    """Parse a CoNLL-2003 file independently of tagger.sample (checks the layout too)."""
+    """Parse a CoNLL-2003 file independently of make_sample (checks the layout too)."""
     documents: list = []
     sentence: list = []
     lines = path.read_text(encoding="utf-8").split("\n")
@@ -64,9 +66,9 @@ def test_committed_files_are_regenerated_byte_for_byte(tmp_path):
     assert sorted(p.name for p in written.values()) == sorted(FILES)
     for name in FILES:
         committed = SAMPLE_DIR / name
-        assert committed.is_file(), f"{committed} missing: run python -m tagger.sample"
+        assert committed.is_file(), f"{committed} missing: run python data/make_sample.py"
         assert (tmp_path / name).read_bytes() == committed.read_bytes(), (
-            f"{name} differs from the generator's output: run python -m tagger.sample")
+            f"{name} differs from the generator's output: run python data/make_sample.py")
 
 
 def test_write_conll_round_trip(tmp_path):

@@ -16,8 +16,8 @@ import torch
 import tagger
 from conftest import SAMPLE
 from tagger.errors import ModelError, TaggerError
-from tagger.prepare import PrepareOptions, prepare
-from tagger.train import TrainOptions, train
+from tagger.commands.prepare import PrepareOptions, prepare
+from tagger.commands.train import TrainOptions, train
 
 SMALL = dict(hidden=32, char_filters=16, epochs=3, batch_size=16, seed=3)
 
@@ -55,7 +55,7 @@ def test_learns_the_sample(learned):
     out, summary = learned
     assert summary["best_dev"] > 0.9
     pred = tagger.load(out)
-    from tagger.prepare import load_prepared
+    from tagger.commands.prepare import load_prepared
 
     toks, gold = load_prepared(pred.config["training"]["prepared"]).sentences("train")
     preds = pred.predict(toks)

@@ -93,7 +93,7 @@ def read_gold(data: str | os.PathLike, fmt: dict) -> Gold:
     path, split = parse_data_arg(data)
     if split is not None:
         return _read_prepared(path, split)
-    from tagger.corpus import read_corpus
+    from tagger.formats.corpus import read_corpus
 
     label_column = fmt["label_column"]
     if not isinstance(label_column, int):

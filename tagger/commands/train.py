@@ -20,13 +20,13 @@ from typing import Callable
 
 import torch
 
-from tagger import bundle, metrics, schemes
+from tagger import modeldir, metrics, schemes
 from tagger.errors import TaggerError
 from tagger.features import Featurizer, collate, length_batches
 from tagger.fsutil import atomic_write_bytes, atomic_write_json, os_error
-from tagger.model import BiLSTMCRF, ModelConfig
+from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.predict import WEIGHTS, save_tagger_static, tagger_config
-from tagger.prepare import load_prepared
+from tagger.commands.prepare import load_prepared
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
@@ -493,7 +493,7 @@ def train(
             improved = score > best
             if improved:
                 best, best_epoch, bad = score, epoch, 0
-                bundle.save_tensors(out / WEIGHTS, model.state_dict())
+                modeldir.save_tensors(out / WEIGHTS, model.state_dict())
             else:
                 bad += 1
         seconds = time.perf_counter() - t0

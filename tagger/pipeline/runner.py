@@ -178,7 +178,7 @@ def code_version() -> str:
     """tagger's version plus a hash of the package's Python sources (computed once per process)."""
     global _CODE_VERSION
     if _CODE_VERSION is None:
-        root = Path(__file__).resolve().parent
+        root = Path(__file__).resolve().parents[1]  # the tagger package
         h = hashlib.sha256()
         for p in sorted(root.rglob("*.py")):
             if "__pycache__" in p.parts:

@@ -23,7 +23,7 @@ import numpy as np
 
 from tagger import __version__
 from tagger import schemes
-from tagger.corpus import Corpus, load_hf_dataset, read_corpus
+from tagger.formats.corpus import Corpus, load_hf_dataset, read_corpus
 from tagger.embeddings import build_matrix, coverage, extra_words, load_vectors
 from tagger.errors import InputError, TaggerError
 from tagger.fsutil import atomic_dir, atomic_write_json, sha256_file

@@ -2,7 +2,7 @@
 
 Input formats (``--input-format``; ``auto`` picks by extension, then by sniffing the content):
 
-* ``text``   raw text, split into sentences and CoNLL-2003-like tokens (:mod:`tagger.textproc`);
+* ``text``   raw text, split into sentences and CoNLL-2003-like tokens (:mod:`tagger.formats.text`);
   offsets are character offsets into the decoded file read with ``newline=''``
   (``open(path, encoding=..., newline='').read()[start:end]`` is the token / entity text).
 * ``tokens`` one pre-tokenised sentence per line, tokens separated by whitespace.
@@ -44,7 +44,7 @@ output format carries).
 Library use::
 
     import tagger
-    from tagger.annotate import AnnotateOptions, annotate_paths, annotate_text
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths, annotate_text
 
     summary = annotate_paths(tagger.load("model"), ["corpus/"], "out/", AnnotateOptions(glob="*.txt"))
     records = annotate_text("model", "Peter lives in Paris.")
@@ -70,10 +70,10 @@ from typing import IO, Callable, Iterator, Sequence
 import torch
 
 from tagger import schemes
-from tagger.corpus import CONLLU_SKIP_PATTERN
+from tagger.formats.corpus import CONLLU_SKIP_PATTERN
 from tagger.errors import InputError, TaggerError
 from tagger.predict import Entity, Prediction, Predictor
-from tagger.textproc import TextSentence, iter_pieces, iter_text_sentences, split_sentences
+from tagger.formats.text import TextSentence, iter_pieces, iter_text_sentences, split_sentences
 
 INPUT_FORMATS = ("auto", "text", "tokens", "conll", "conllu", "jsonl")
 OUTPUT_FORMATS = ("auto", "conll", "jsonl")
@@ -325,7 +325,7 @@ class _Predictions:
             if threads > 1 and not (fork_safe or options.threads):
                 if notes is not None:
                     notes.append(f"workers used 1 torch thread each instead of {threads}: this process ran torch "
-                                 "before forking them (see tagger.annotate._Predictions)")
+                                 "before forking them (see tagger.commands.annotate._Predictions)")
                 threads = 1
                 self.threads = 1
             # Forked workers inherit the loaded model (initargs are not pickled with fork).

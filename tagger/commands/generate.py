@@ -7,8 +7,8 @@ text, then continues from the resulting state (no fixed window), greedily (tempe
 by sampling with temperature, top-k and nucleus (top-p) filtering, seeded and reproducible.
 
 Text files hold one tokenised sentence per line; CoNLL/CoNLL-U files are detected and read
-through :mod:`tagger.corpus` (token column, one sentence per block).
-Model directories use the safe :mod:`tagger.bundle` format (``config.json`` + safetensors).
+through :mod:`tagger.formats.corpus` (token column, one sentence per block).
+Model directories use the safe :mod:`tagger.modeldir` format (``config.json`` + safetensors).
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from tagger.bundle import JsonConfig
-from tagger import bundle
-from tagger.corpus import DOCSTART, detect_format, iter_lines, read_corpus
+from tagger.modeldir import JsonConfig
+from tagger import modeldir
+from tagger.formats.corpus import DOCSTART, detect_format, iter_lines, read_corpus
 from tagger.errors import InputError, ModelError, TaggerError
 from tagger.fsutil import atomic_dir
 from tagger.vocab import Vocab, normalize_digits
@@ -46,7 +46,7 @@ TEXT_FORMATS = ("auto", "text", "conll", "conllu")
 def detect_text_format(path: str | Path, encoding: str = "utf-8") -> str:
     """``conllu``, ``conll`` or ``text`` (one sentence per line).
 
-    CoNLL-U is recognised by :func:`tagger.corpus.detect_format`. A CoNLL column file has a
+    CoNLL-U is recognised by :func:`tagger.formats.corpus.detect_format`. A CoNLL column file has a
     ``-DOCSTART-`` line, or blank-line separated blocks of lines that all have the same
     number (2-12) of columns; anything else is plain text.
     """
@@ -405,14 +405,14 @@ class Generator:
 
     def save(self, out: str | Path, force: bool = False) -> None:
         with atomic_dir(out, force=force) as tmp:
-            bundle.write_config(tmp, KIND, self.config)
-            bundle.save_tensors(tmp / WEIGHTS, self.model.state_dict())
+            modeldir.write_config(tmp, KIND, self.config)
+            modeldir.save_tensors(tmp / WEIGHTS, self.model.state_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "Generator":
         path = Path(path)
         limits = {"vocab_size": (2, 5_000_000), "embed_dim": (1, 4096), "hidden": (1, 8192), "layers": (1, 8)}
-        cfg, mc, where = bundle.read_model_section(path, KIND, LMConfig, limits)
+        cfg, mc, where = modeldir.read_model_section(path, KIND, LMConfig, limits)
         if not isinstance(mc.dropout, (int, float)) or not 0 <= mc.dropout < 1 or not isinstance(mc.tie, bool):
             raise ModelError(f"{where}: bad dropout or tie value")
         cut = mc.cutoffs
@@ -425,8 +425,8 @@ class Generator:
             raise ModelError(f"{where}: vocab.itos must be a list of strings")
         if len(v["itos"]) != mc.vocab_size or v["itos"][:2] != [UNK, EOS] or len(set(v["itos"])) != len(v["itos"]):
             raise ModelError(f"{where}: vocabulary disagrees with the model section")
-        model = bundle.build_checked(lambda: LSTMLanguageModel(mc), path / WEIGHTS)  # headers checked first
-        bundle.load_state(model, path / WEIGHTS)
+        model = modeldir.build_checked(lambda: LSTMLanguageModel(mc), path / WEIGHTS)  # headers checked first
+        modeldir.load_state(model, path / WEIGHTS)
         model.eval()
         vocab = LMVocab(v["itos"][2:], lowercase=bool(v.get("lowercase", False)), digits=bool(v.get("digits", False)))
         return cls(model, vocab, cfg)
@@ -500,8 +500,8 @@ def train_generator(
     data_info: dict | None = None,
 ) -> tuple[Generator, dict]:
     """Train the LSTM LM; keeps the weights of the best dev perplexity (else the last epoch)."""
-    from tagger.classifier import make_optimizer
-    from tagger.train import resolve_device
+    from tagger.commands.classify import make_optimizer
+    from tagger.commands.train import resolve_device
 
     say = log or (lambda m: None)
     opts.validate()
@@ -525,7 +525,7 @@ def train_generator(
     embed_dim = opts.embedding_dim
     matrix = None
     if opts.embeddings != "none":
-        from tagger.classifier import build_word_table
+        from tagger.commands.classify import build_word_table
         from tagger.embeddings import load_vectors
 
         vectors = load_vectors(opts.embeddings, train, dim=opts.embedding_dim, seed=opts.seed)
@@ -639,7 +639,7 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def trigram_baseline(vocab: LMVocab, train: Sequence[Sequence[str]], test: Sequence[Sequence[str]]) -> dict:
     """Interpolated Kneser-Ney trigram on the same vocabulary and ``<unk>`` mapping."""
-    from tagger.lm_baseline import KneserNeyTrigram
+    from tagger.kneser_ney import KneserNeyTrigram
 
     kn = KneserNeyTrigram(len(vocab), bos=EOS_ID, eos=EOS_ID).fit(vocab.encode(s) for s in train)
     ll, n = kn.log_likelihood(vocab.encode(s) for s in test)

@@ -24,7 +24,7 @@ The splits use different parts of the gazetteers, so some test entities never oc
 training, and a few words are ambiguous on purpose (``Jordan`` is a person and a country,
 ``Washington`` a surname and a city, ``Porto`` a city and a football club).
 
-Regenerate the committed files with ``python -m tagger.sample`` (see :func:`write_sample`).
+Regenerate the committed files with ``python data/make_sample.py`` (see :func:`write_sample`).
 """
 
 from __future__ import annotations
@@ -776,9 +776,10 @@ def write_sample(out_dir: str | Path = "data/sample", seed: int = 13) -> dict[st
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tagger.sample",
+        prog="python data/make_sample.py",
         description="Write the bundled synthetic CoNLL-2003-style sample corpus.")
-    parser.add_argument("--out-dir", default="data/sample", help="default: data/sample")
+    parser.add_argument("--out-dir", default=str(Path(__file__).resolve().parent / "sample"),
+                        help="default: data/sample beside this script")
     parser.add_argument("--seed", type=int, default=13, help="default: 13")
     args = parser.parse_args(argv)
     for name, path in write_sample(args.out_dir, args.seed).items():

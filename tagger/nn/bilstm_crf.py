@@ -8,8 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from tagger.bundle import JsonConfig
-from tagger.crf import CRF
+from tagger.modeldir import JsonConfig
+from tagger.nn.crf import CRF
 from tagger.features import CASINGS, Batch
 
 CHAR_ENCODERS = ("cnn", "lstm", "none")

@@ -9,7 +9,7 @@ Inputs: ``text<TAB>label`` files, CSV with a ``text,label`` header, JSON lines
 (``{"text": ..., "label": ...}``) and one-file-per-label line files (``--label-file pos=FILE``).
 Bad lines raise :class:`~tagger.errors.InputError` naming the file and line.
 
-Model directories use the project's safe format (:mod:`tagger.bundle`): ``config.json`` and
+Model directories use the project's safe format (:mod:`tagger.modeldir`): ``config.json`` and
 safetensors weights, loaded with name and shape checks and never unpickled.
 """
 
@@ -32,9 +32,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from tagger.bundle import JsonConfig
-from tagger import bundle
-from tagger.corpus import iter_lines
+from tagger.modeldir import JsonConfig
+from tagger import modeldir
+from tagger.formats.corpus import iter_lines
 from tagger.embeddings import Vectors, build_matrix, candidates, extra_words, load_vectors
 from tagger.errors import InputError, ModelError, TaggerError
 from tagger.fsutil import atomic_dir, atomic_write_bytes, atomic_write_json
@@ -481,10 +481,10 @@ class ClassifierOptions:
 
 def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """As :func:`tagger.train.make_optimizer` (sgd | adam | adamw), with fused Adam kernels.
+    """As :func:`tagger.commands.train.make_optimizer` (sgd | adam | adamw), with fused Adam kernels.
 
     The fused CPU implementation is ~10x faster on the dense embedding update, which
-    otherwise dominates a classifier step. Also used by :mod:`tagger.generator`.
+    otherwise dominates a classifier step. Also used by :mod:`tagger.commands.generate`.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "sgd":
@@ -525,10 +525,10 @@ class Classifier:
 
     def save(self, out: str | Path, force: bool = False) -> None:
         with atomic_dir(out, force=force) as tmp:
-            bundle.write_config(tmp, KIND, self.config)
-            bundle.save_tensors(tmp / WEIGHTS, self.model.state_dict())
+            modeldir.write_config(tmp, KIND, self.config)
+            modeldir.save_tensors(tmp / WEIGHTS, self.model.state_dict())
             if self.lookup.extra:
-                bundle.save_tensors(tmp / EXTRA_WEIGHTS, {"extra": self.model.extra_embed})
+                modeldir.save_tensors(tmp / EXTRA_WEIGHTS, {"extra": self.model.extra_embed})
                 atomic_write_bytes(tmp / EXTRA_WORDS, json.dumps(self.lookup.extra, ensure_ascii=False).encode("utf-8"))
 
     @classmethod
@@ -536,7 +536,7 @@ class Classifier:
         path = Path(path)
         limits = {"num_words": 5_000_000, "num_extra": 5_000_000, "word_dim": 2048, "num_labels": 100_000,
                   "hidden": 4096, "layers": 8}
-        cfg, mc, where = bundle.read_model_section(
+        cfg, mc, where = modeldir.read_model_section(
             path, KIND, ClassifierConfig, {k: (0 if k == "num_extra" else 1, hi) for k, hi in limits.items()})
         if mc.pooling not in POOLINGS:
             raise ModelError(f"{where}: unknown pooling {mc.pooling!r}")
@@ -551,14 +551,14 @@ class Classifier:
             raise ModelError(f"{where}: vocabulary sizes disagree with the model section")
         # headers checked before anything is allocated (absurd sizes need a weights file that big)
         extra_header = {path / EXTRA_WEIGHTS: {"extra": ((mc.num_extra, mc.word_dim), torch.float32)}} if mc.num_extra else None
-        model = bundle.build_checked(lambda: LSTMClassifier(mc), path / WEIGHTS, extra_header)
-        bundle.load_state(model, path / WEIGHTS)
+        model = modeldir.build_checked(lambda: LSTMClassifier(mc), path / WEIGHTS, extra_header)
+        modeldir.load_state(model, path / WEIGHTS)
         extra: list[str] = []
         if mc.num_extra:
-            extra = bundle.read_json(path / EXTRA_WORDS, "extra word list")
+            extra = modeldir.read_json(path / EXTRA_WORDS, "extra word list")
             if not isinstance(extra, list) or len(extra) != mc.num_extra or not all(isinstance(x, str) for x in extra):
                 raise ModelError(f"{path / EXTRA_WORDS}: expected a list of {mc.num_extra} words")
-            t = bundle.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
+            t = modeldir.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
             if t["extra"].dtype != torch.float32 or not torch.isfinite(t["extra"]).all():
                 raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 values")
             model.extra_embed = t["extra"]
@@ -693,7 +693,7 @@ def train_classifier(
     dev_gold = [e.label for e in dev] if dev else []
     lengths = [len(e) for e in enc]
 
-    from tagger.train import epoch_batches
+    from tagger.commands.train import epoch_batches
 
     best, best_epoch, bad = -math.inf, 0, 0
     best_state = None
@@ -760,7 +760,7 @@ def train_classifier(
 
 
 def _device(name: str) -> str:
-    from tagger.train import resolve_device
+    from tagger.commands.train import resolve_device
 
     return resolve_device(name)
 

@@ -1,0 +1,1 @@
+"""The stages behind the CLI commands, as library functions."""

@@ -1,0 +1,1 @@
+"""Corpus readers and writers, one per format."""

@@ -1,0 +1,1 @@
+"""Neural network modules: the CRF, the BiLSTM-CRF tagger, the classifier and language model."""

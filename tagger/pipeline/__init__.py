@@ -1,0 +1,1 @@
+"""``tagger run``: pipeline files of stages, skip logic and the runner."""
