@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
         "Peak RSS: the kernel's `ru_maxrss` of the annotate process (`os.wait4`); RSS at 10/50/90% of the run "
         "from sampling `/proc/PID/status`. Flat figures across sizes mean memory does not grow with the input.",
         "",
-        "| input | tokens | sentences | wall s | annotate s | tokens/s | CPU s | peak RSS MB | RSS MB at 10/50/90% | exit |",
+        "| input | tokens | sentences | wall s | annotate s | tokens/s | CPU s | peak RSS MB "
+        "| RSS MB at 10/50/90% | exit |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in runs:

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tagger
     from tagger.commands.annotate import AnnotateOptions, annotate_paths, available_cores
-    from tagger.formats.corpus import iter_conll
+    from tagger.formats.conll import iter_conll
 
     sents = [s.tokens for s in iter_conll(args.data, label_column=None)]
     lines = "".join(" ".join(s) + "\n" for s in sents)
@@ -100,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n", encoding="utf-8")
+    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n",
+                                        encoding="utf-8")
     md = [
         "# `tagger annotate` throughput",
         "",
@@ -122,9 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
-        md.append(f"| {r['input']} | {r['predictor']} | {r['batch_size']} | {r['workers']} | {r['threads']} | {r['sentences']:,} | "
-                  f"{r['tokens']:,} | {r['seconds']:.2f} | {r['tokens_per_s']:,} | {r['sentences_per_s']:,} | "
-                  f"{r['cpu_seconds']:.2f} | {r['tokens_per_cpu_s']:,} | {r['load_avg_before']} |")
+        md.append(f"| {r['input']} | {r['predictor']} | {r['batch_size']} | {r['workers']} | {r['threads']} | "
+                  f"{r['sentences']:,} | {r['tokens']:,} | {r['seconds']:.2f} | {r['tokens_per_s']:,} | "
+                  f"{r['sentences_per_s']:,} | {r['cpu_seconds']:.2f} | {r['tokens_per_cpu_s']:,} | "
+                  f"{r['load_avg_before']} |")
     out.with_suffix(".md").write_text("\n".join(md) + "\n", encoding="utf-8")
     print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
     return 0

@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="override a ClassifierOptions field, e.g. --set hidden=150 (JSON values)")
     args = p.parse_args(argv)
 
-    from tagger.commands.classify import ClassifierOptions, cross_validate, read_data
+    from tagger.commands.classify import ClassifierOptions, cross_validate
+    from tagger.formats.examples import read_data
     from tagger.fsutil import atomic_write_bytes, atomic_write_json
 
     pos, neg = args.data_dir / "rt-polarity.pos", args.data_dir / "rt-polarity.neg"
@@ -89,12 +90,13 @@ def main(argv: list[str] | None = None) -> int:
         else f"# Sentence polarity: {args.folds}-fold cross-validation of `tagger classify`",
         "",
         f"**Accuracy {res['mean_accuracy']:.2%} ± {res['std_accuracy']:.2%}** (mean ± sample std over "
-        f"{args.folds} stratified folds, seed {args.seed}; min {res['min_accuracy']:.2%}, max {res['max_accuracy']:.2%}).",
+        f"{args.folds} stratified folds, seed {args.seed}; min {res['min_accuracy']:.2%}, "
+        f"max {res['max_accuracy']:.2%}).",
         "",
         f"- data: Pang & Lee sentence polarity v1.0, {len(examples):,} snippets (rt-polarity.pos / .neg)",
-        f"- model: {'Bi' if o['bidirectional'] else ''}LSTM {o['hidden']} ({o['layers']} layer), {o['pooling']} pooling, "
-        f"GloVe 6B 50d {'frozen' if o['freeze_embeddings'] else 'fine-tuned'}, embedding dropout {o['embed_dropout']}, "
-        f"dropout {o['dropout']}, sigmoid + binary cross-entropy",
+        f"- model: {'Bi' if o['bidirectional'] else ''}LSTM {o['hidden']} ({o['layers']} layer), "
+        f"{o['pooling']} pooling, GloVe 6B 50d {'frozen' if o['freeze_embeddings'] else 'fine-tuned'}, "
+        f"embedding dropout {o['embed_dropout']}, dropout {o['dropout']}, sigmoid + binary cross-entropy",
         f"- training: {o['optimizer']} lr {o['lr']}, batch {o['batch_size']}, at most {o['epochs']} epochs, early "
         f"stopping (patience {o['patience']}) on a stratified {o['dev_fraction']:.0%} dev split of each training fold; "
         "vocabulary and embeddings built from the training fold only",

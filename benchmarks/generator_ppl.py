@@ -42,7 +42,7 @@ def _tagger() -> list[str]:
 def _run(args: list[str], shown: list[str]) -> tuple[subprocess.CompletedProcess, float]:
     print("$ " + " ".join(shlex.quote(a) for a in ["tagger", *args]), file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.run([*_tagger(), *args], cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.run([*_tagger(), *args], cwd=ROOT, text=True, capture_output=True)
     seconds = time.perf_counter() - t0
     if proc.stderr:
         sys.stderr.write(proc.stderr)
@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if not train.is_file() or not dev.is_file():
         print(f"no CoNLL-2003 data in {args.data_dir} (eng.train, eng.testa)", file=sys.stderr)
         return 2
-    rel = lambda p: os.path.relpath(p, ROOT)
+
+    def rel(p: Path) -> str:
+        return os.path.relpath(p, ROOT)
+
     model = args.workdir / "model"
     commands: list[str] = []
     threads = ["--threads", str(args.threads)] if args.threads else []
@@ -74,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     load_start = os.getloadavg()[0]
     if args.skip_train:
         commands.append("tagger " + " ".join(shlex.quote(a) for a in [
-            "generate", "train", "--text", rel(train), "--out", rel(model), "--force", *RECIPE, *threads, *args.extra,
-            "--quiet"]))
+            "generate", "train", "--text", rel(train), "--out", rel(model), "--force", *RECIPE, *threads,
+            *args.extra, "--quiet"]))
     else:
         _run(["generate", "train", "--text", rel(train), "--out", rel(model), "--force",
                                  *RECIPE, *threads, *args.extra, "--quiet"], commands)
@@ -83,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
                                "--json"], commands)
     ev = json.loads(proc.stdout)
     samples = []
-    for flags in (["--temperature", "0", "--no-unk"], ["--temperature", "0.8", "--top-p", "0.9", "--seed", "1", "--no-unk"]):
+    for flags in (["--temperature", "0", "--no-unk"],
+                  ["--temperature", "0.8", "--top-p", "0.9", "--seed", "1", "--no-unk"]):
         proc, _ = _run(["generate", "sample", rel(model), "--seed-text", SEED_TEXT, "--words", "30", *flags], commands)
         samples.append((" ".join(flags), proc.stdout.strip()))
 
@@ -124,13 +128,13 @@ def main(argv: list[str] | None = None) -> int:
         if lstm < tri else f"The LSTM does NOT beat the trigram ({lstm:.2f} vs {tri:.2f}).",
         "",
         f"- data: tokens of CoNLL-2003 eng.train for training (the trigram: all of it; the LSTM: the first 95%, "
-        f"{training.get('train_tokens', 0):,} tokens incl. <eos>, the last 5% of the sentences choosing the best epoch); "
-        f"eng.testa ({ev['tokens']:,} tokens incl. <eos>, <unk> rate {ev['unk_rate']:.1%}) for evaluation only",
-        f"- shared vocabulary: {ev['vocab_size']:,} ids (training words seen at least {opts.get('min_count', 2)} times, "
-        "<unk>, <eos>); both models predict every word and every sentence end",
+        f"{training.get('train_tokens', 0):,} tokens incl. <eos>, the last 5% of the sentences choosing the best "
+        f"epoch); eng.testa ({ev['tokens']:,} tokens incl. <eos>, <unk> rate {ev['unk_rate']:.1%}) for evaluation only",
+        f"- shared vocabulary: {ev['vocab_size']:,} ids (training words seen at least {opts.get('min_count', 2)} "
+        "times, <unk>, <eos>); both models predict every word and every sentence end",
         f"- LSTM: {m['layers']} layer, {m['hidden']} hidden units, {m['embed_dim']}-d input embeddings "
-        f"({'GloVe 6B 50d init' if opts.get('embeddings') == 'glove-6b-50d' else 'random init'}), dropout {m['dropout']}, "
-        f"{softmax}; truncated BPTT {opts.get('bptt')} over {opts.get('batch_size')} streams, "
+        f"({'GloVe 6B 50d init' if opts.get('embeddings') == 'glove-6b-50d' else 'random init'}), "
+        f"dropout {m['dropout']}, {softmax}; truncated BPTT {opts.get('bptt')} over {opts.get('batch_size')} streams, "
         f"{opts.get('optimizer')} lr {opts.get('lr')} (x{opts.get('lr_decay')} after an epoch without held-out "
         f"improvement), best epoch {training.get('best_epoch')} of {len(training.get('history') or [])}; the hidden "
         "state is carried across the whole text when scoring (batch 1)",

@@ -26,7 +26,7 @@ def main() -> None:
     ap.add_argument("--note", action="append", default=[])
     a = ap.parse_args()
 
-    rows = [json.loads(l) for l in (a.model_dir / "metrics.jsonl").read_text().splitlines() if l.strip()]
+    rows = [json.loads(line) for line in (a.model_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     summary = json.loads((a.model_dir / "train_summary.json").read_text())
     test = json.loads((a.eval_dir / "metrics.json").read_text())
     key = "f1" if summary["task"] == "entity" else "accuracy"
@@ -36,10 +36,13 @@ def main() -> None:
     out = [f"# {a.title}", ""]
     out += ["Commands (run on this repository's 2-core CPU machine):", "", "```"]
     out += a.command + ["```", ""]
-    out += [f"Machine: {platform.processor() or platform.machine()}, {platform.system()}, Python {platform.python_version()}.", ""]
+    out += [f"Machine: {platform.processor() or platform.machine()}, {platform.system()}, "
+            f"Python {platform.python_version()}.", ""]
     out += ["| | value |", "| --- | --- |"]
-    out += [f"| epochs run | {len(rows)} |", f"| training time (train + dev eval, all epochs) | {total / 60:.1f} min |"]
-    out += [f"| best epoch (dev {key}) | {best['epoch']} |", f"| dev {key} (best epoch) | {100 * best['dev'][key]:.2f} |"]
+    out += [f"| epochs run | {len(rows)} |",
+            f"| training time (train + dev eval, all epochs) | {total / 60:.1f} min |"]
+    out += [f"| best epoch (dev {key}) | {best['epoch']} |",
+            f"| dev {key} (best epoch) | {100 * best['dev'][key]:.2f} |"]
     if key == "f1":
         out += [f"| **test F1** (seqeval strict, micro) | **{100 * test['f1']:.2f}** |",
                 f"| test precision / recall | {100 * test['precision']:.2f} / {100 * test['recall']:.2f} |"]
@@ -48,13 +51,16 @@ def main() -> None:
             out += [f"| test F1 (conlleval counting) | {100 * c['f1']:.2f} |"]
     out += [f"| test token accuracy | {100 * test['accuracy']:.2f} |", ""]
     if key == "f1" and test.get("per_type"):
-        out += ["Test scores per type:", "", "| type | precision | recall | F1 | support |", "| --- | --- | --- | --- | --- |"]
+        out += ["Test scores per type:", "", "| type | precision | recall | F1 | support |",
+                "| --- | --- | --- | --- | --- |"]
         for t, v in sorted(test["per_type"].items()):
-            out.append(f"| {t} | {100 * v['precision']:.2f} | {100 * v['recall']:.2f} | {100 * v['f1']:.2f} | {v.get('support', '')} |")
+            out.append(f"| {t} | {100 * v['precision']:.2f} | {100 * v['recall']:.2f} | {100 * v['f1']:.2f} | "
+                       f"{v.get('support', '')} |")
         out.append("")
     out += a.note + ([""] if a.note else [])
     out += ["Per epoch (seconds = training + dev evaluation of that epoch):", "",
-            f"| epoch | loss | lr | seconds | sent/s | dev {key} | best |", "| --- | --- | --- | --- | --- | --- | --- |"]
+            f"| epoch | loss | lr | seconds | sent/s | dev {key} | best |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in rows:
         out.append(f"| {r['epoch']} | {r['loss']:.4f} | {r['lr']:.5f} | {r['seconds']:.1f} | "
                    f"{r['sentences_per_s']:.0f} | {100 * r['dev'].get(key, 0):.2f} | {'*' if r.get('best') else ''} |")

@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +31,7 @@ class Vectors:
     words: list[str]
     matrix: np.ndarray  # (num_words, dim) float32
     source: str
-    fasttext: object | None = None  # gensim FastTextKeyedVectors: vectors for any word
+    fasttext: Any = None  # gensim FastTextKeyedVectors (untyped): vectors for any word
 
     @property
     def dim(self) -> int:
@@ -78,7 +79,7 @@ def _validate_text_vectors(path: Path, header: bool) -> None:
 
     gensim pads or truncates ragged lines silently; a bad line must be an error naming it.
     """
-    from tagger.formats.corpus import iter_lines
+    from tagger.formats.lines import iter_lines
 
     dim = None
     count = 0
@@ -150,7 +151,7 @@ def train_word2vec(
     """
     from gensim.models import Word2Vec
 
-    from tagger.formats.corpus import iter_lines
+    from tagger.formats.lines import iter_lines
 
     corpus: list[list[str]] = [list(s) for s in sentences]
     for f in unlabeled:
@@ -244,7 +245,9 @@ def extra_words(vectors: Vectors, key, trained: Vocab) -> tuple[list[str], np.nd
         seen.add(k)
         words.append(k)
         rows.append(i)
-    matrix = np.asarray(vectors.matrix[np.asarray(rows, dtype=np.int64)], dtype=np.float32) if rows else np.zeros((0, vectors.dim), np.float32)
+    if not rows:
+        return words, np.zeros((0, vectors.dim), np.float32)
+    matrix = np.asarray(vectors.matrix[np.asarray(rows, dtype=np.int64)], dtype=np.float32)
     return words, matrix
 
 

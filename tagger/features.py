@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -85,7 +85,7 @@ class Featurizer:
         tags = None
         if labels is not None and self.labels is not None:
             stoi = self.labels.stoi
-            tags = [stoi.get(l, -1) for l in labels]
+            tags = [stoi.get(label, -1) for label in labels]
         return Encoded(
             words=self.lookup.lookup(tokens),
             chars=[self.char_ids(t) for t in tokens],
@@ -105,7 +105,7 @@ class Batch:
     tags: torch.Tensor | None  # (batch, seq_len) long, 0 at padding
     index: list[int]  # positions of these sentences in the original list
 
-    def to(self, device: torch.device | str) -> "Batch":
+    def to(self, device: torch.device | str) -> Batch:
         if str(device) == "cpu":
             return self
         return Batch(

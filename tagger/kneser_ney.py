@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 
 def _discount(counts: Iterable[int]) -> float:
@@ -60,7 +60,7 @@ class KneserNeyTrigram:
             yield u, v, w
             u, v = v, w
 
-    def fit(self, sentences: Iterable[Sequence[int]]) -> "KneserNeyTrigram":
+    def fit(self, sentences: Iterable[Sequence[int]]) -> KneserNeyTrigram:
         tri = self.tri
         for s in sentences:
             for u, v, w in self.events(s):
@@ -73,7 +73,7 @@ class KneserNeyTrigram:
         self.ctx_types = {ctx: len(d) for ctx, d in tri.items()}
         # Bigram continuation counts N1+(· v w).
         bi: dict[int, dict[int, int]] = defaultdict(dict)
-        for (u, v), d in tri.items():
+        for (_, v), d in tri.items():
             bv = bi[v]
             for w in d:
                 bv[w] = bv.get(w, 0) + 1
@@ -82,7 +82,7 @@ class KneserNeyTrigram:
         self.bi_types = {v: len(d) for v, d in bi.items()}
         # Unigram continuation counts N1+(· w).
         uni: dict[int, int] = {}
-        for v, d in bi.items():
+        for d in bi.values():
             for w in d:
                 uni[w] = uni.get(w, 0) + 1
         self.uni = uni

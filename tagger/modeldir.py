@@ -12,16 +12,23 @@ any weight is used, so a crafted directory is rejected with a clear error and ru
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import typing
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING
 
 import torch
 
 from tagger import __version__
 from tagger.errors import ModelError
 from tagger.fsutil import atomic_write_bytes, atomic_write_json
+from tagger.options import coerce, field_problem
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 FORMAT = "tagger-model"
 FORMAT_VERSION = 1
@@ -33,15 +40,11 @@ class JsonConfig:
     """Mixin for dataclass configurations stored in ``config.json``: unknown keys are errors."""
 
     def to_json(self) -> dict:
-        from dataclasses import asdict
-
-        return asdict(self)
+        return dataclasses.asdict(typing.cast("DataclassInstance", self))  # subclasses are dataclasses
 
     @classmethod
     def from_json(cls, data: dict):
-        from dataclasses import fields
-
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in dataclasses.fields(typing.cast("type[DataclassInstance]", cls))}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown model config keys: {', '.join(map(str, unknown))}")
@@ -95,7 +98,13 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     return data
 
 
-def load_tensors(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]] | None = None) -> dict[str, torch.Tensor]:
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def load_tensors(
+    path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]] | None = None
+) -> dict[str, torch.Tensor]:
     """Load a safetensors file (no pickle) and check names and shapes against ``expected``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -105,7 +114,7 @@ def load_tensors(path: str | os.PathLike, expected: Mapping[str, tuple[int, ...]
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise ModelError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
     if expected is not None:
         missing = sorted(set(expected) - set(tensors))
         unexpected = sorted(set(tensors) - set(expected))
@@ -150,7 +159,7 @@ def check_header(path: str | os.PathLike, expected: Mapping[str, tuple[tuple[int
         with safe_open(str(path), framework="pt") as fh:
             found = {k: (tuple(fh.get_slice(k).get_shape()), fh.get_slice(k).get_dtype()) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: not a valid safetensors file ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        raise ModelError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
     missing = sorted(set(expected) - set(found))
     unexpected = sorted(set(found) - set(expected))
     if missing or unexpected:
@@ -217,11 +226,12 @@ def read_json(path: str | os.PathLike, what: str):
         raise ModelError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
-def read_model_section(model_dir: str | os.PathLike, kind: str, config_cls, limits: Mapping[str, tuple[int, int]]):
+def read_model_section(model_dir: str | os.PathLike, kind: str, config_cls):
     """Read ``config.json`` of a ``kind`` model and build ``config_cls`` from its ``model`` section.
 
-    Every integer named in ``limits`` (key → (low, high)) is checked before anything is
-    allocated. Returns ``(config, model_config, where)``.
+    Every field is checked against the bounds and choices declared in ``config_cls``
+    (:func:`tagger.options.option`) before anything is allocated. Returns
+    ``(config, model_config, where)``.
     """
     cfg = read_config(model_dir, kind)
     where = str(Path(model_dir) / "config.json")
@@ -232,6 +242,16 @@ def read_model_section(model_dir: str | os.PathLike, kind: str, config_cls, limi
         mc = config_cls.from_json(m)
     except (TypeError, ValueError) as exc:
         raise ModelError(f"{where}: bad model section ({exc})") from None
-    for key, (lo, hi) in limits.items():
-        check_int(m, key, lo, hi, where)
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        try:
+            coerce(hints[f.name], getattr(mc, f.name))
+        except ValueError as exc:
+            raise ModelError(f"{where}: model.{f.name} {exc}") from None
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if f.type in ("int", int) and lo is not None and hi is not None:
+            check_int(m, f.name, lo, hi, where)
+        why = field_problem(f, getattr(mc, f.name), name=f"model.{f.name}")
+        if why:
+            raise ModelError(f"{where}: {why}")
     return cfg, mc, where

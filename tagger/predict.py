@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
+import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -48,7 +50,8 @@ class Prediction:
 
 
 def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vocab, *, lowercase: bool,
-                  digits: bool, task: str, scheme: str, data: dict, constrained: bool, training: dict | None = None) -> dict:
+                  digits: bool, task: str, scheme: str, data: dict, constrained: bool,
+                  training: dict | None = None) -> dict:
     """The ``config.json`` content of a tagger model directory."""
     return {
         "model": model_cfg.to_json(),
@@ -65,7 +68,8 @@ def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vo
 def save_tagger_static(model_dir: Path, config: dict, extra_words: Sequence[str], extra_matrix) -> None:
     """Write the parts of a tagger model directory that do not change during training."""
     modeldir.write_config(model_dir, "tagger", config)
-    modeldir.save_tensors(model_dir / EXTRA_WEIGHTS, {"extra": torch.as_tensor(np.asarray(extra_matrix, dtype=np.float32))})
+    extra = torch.as_tensor(np.asarray(extra_matrix, dtype=np.float32))
+    modeldir.save_tensors(model_dir / EXTRA_WEIGHTS, {"extra": extra})
     from tagger.fsutil import atomic_write_bytes
 
     atomic_write_bytes(model_dir / EXTRA_WORDS, json.dumps(list(extra_words), ensure_ascii=False).encode("utf-8"))
@@ -86,22 +90,13 @@ def _check_vocab(cfg: dict, where: str) -> dict:
     return v
 
 
-def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict, list[str]]:
+def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[BiLSTMCRF, dict, list[str]]:
     """Build the model from ``config.json`` and load its safetensors weights (no pickle)."""
     path = Path(path)
-    limits = {"num_words": 5_000_000, "num_extra": 5_000_000, "word_dim": 2048, "num_chars": 1_000_000,
-              "num_tags": 10_000, "char_dim": 1024, "char_filters": 4096, "char_kernel": 31,
-              "casing_dim": 256, "hidden": 4096, "layers": 8}
-    cfg, mc, where = modeldir.read_model_section(
-        path, "tagger", ModelConfig, {k: (0 if k == "num_extra" else 1, hi) for k, hi in limits.items()})
+    cfg, mc, where = modeldir.read_model_section(path, "tagger", ModelConfig)
     unknown = sorted(set(cfg) - CONFIG_KEYS)
     if unknown:
         raise ModelError(f"{where}: unknown configuration keys: {', '.join(map(str, unknown[:5]))}")
-    if mc.char_encoder not in ("cnn", "lstm", "none"):
-        raise ModelError(f"{where}: unknown char_encoder {mc.char_encoder!r}")
-    rates = (mc.dropout, mc.word_dropout)
-    if not all(isinstance(r, (int, float)) and not isinstance(r, bool) and 0.0 <= r < 1.0 for r in rates):
-        raise ModelError(f"{where}: dropout out of range")
     v = _check_vocab(cfg, where)
     if len(v["words"]) != mc.num_words or len(v["chars"]) != mc.num_chars or len(v["labels"]) != mc.num_tags:
         raise ModelError(f"{where}: vocabulary sizes disagree with the model section")
@@ -110,7 +105,7 @@ def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict,
     if cfg.get("task") not in ("entity", "plain"):
         raise ModelError(f"{where}: unknown task {cfg.get('task')!r}")
     extra_words: list[str] = []
-    others = {}
+    others: dict[str | os.PathLike, dict] = {}
     if mc.num_extra:
         extra_words = modeldir.read_json(path / EXTRA_WORDS, "extra word list")
         if not isinstance(extra_words, list) or len(extra_words) != mc.num_extra or not all(
@@ -125,7 +120,7 @@ def load_tagger(path: str | Path, device: str = "cpu") -> tuple[BiLSTMCRF, dict,
         t = modeldir.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
         if t["extra"].dtype != torch.float32 or not torch.isfinite(t["extra"]).all():
             raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 values")
-        model.extra_embed = t["extra"]
+        model.word_embed.set_extra(t["extra"])
     model.to(device)
     model.eval()
     return model, cfg, [str(w) for w in extra_words]
@@ -145,7 +140,8 @@ class TokenCache:
     Thread-safe.
     """
 
-    def __init__(self, model: BiLSTMCRF, lookup: WordLookup, char_ids, device: str = "cpu", size: int = 100_000) -> None:
+    def __init__(self, model: BiLSTMCRF, lookup: WordLookup, char_ids: Callable[[str], list[int]],
+                 device: str = "cpu", size: int = 100_000) -> None:
         self.model = model
         self.lookup = lookup
         self.char_ids = char_ids  # token -> list of character ids
@@ -153,7 +149,7 @@ class TokenCache:
         self.size = size
         self._info: dict[str, tuple[int, int, int]] = {}  # token -> (word id, casing, row of _table)
         self._table: torch.Tensor | None = None  # (rows, char out_dim)
-        self._key: tuple | None = None
+        self._key: bytes | None = None
         self._lock = threading.Lock()
 
     def clear(self) -> None:
@@ -163,12 +159,20 @@ class TokenCache:
     def __len__(self) -> int:
         return len(self._info)
 
-    def _weights_key(self) -> tuple:
+    def _weights_key(self) -> bytes:
+        """A digest of the character encoder's weights: the cached outputs are stale when it changes.
+
+        Weights change in place (optimizer steps, ``load_state_dict``, ``copy_``) without any
+        public torch notice, so their bytes are hashed; the encoder is small (tens of kB), and
+        this runs once per block of tokens, far cheaper than encoding them.
+        """
         enc = self.model.char_encoder
         if enc is None:
-            return ()
-        # _version counts in-place changes (optimizer steps, load_state_dict, copy_).
-        return tuple((p.data_ptr(), p._version) for p in enc.parameters())
+            return b""
+        digest = hashlib.blake2b(digest_size=16)
+        for p in enc.parameters():
+            digest.update(p.detach().reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
+        return digest.digest()
 
     def _add(self, new: list[str]) -> None:
         """Word id, casing class and character-encoder output of tokens not in the cache."""
@@ -217,8 +221,8 @@ class TokenCache:
                     info.clear()
                     new = list(dict.fromkeys(tokens))
                 self._add(new)
-            words, cas, rows = zip(*[info[t] for t in tokens])
-            chars = self._table[torch.tensor(rows, device=dev)] if model.char_encoder is not None else None
+            words, cas, rows = zip(*[info[t] for t in tokens], strict=True)
+            chars = None if self._table is None else self._table[torch.tensor(rows, device=dev)]
             if model.training:
                 info.clear()
             return model.features(torch.tensor(words, device=dev), chars, torch.tensor(cas, device=dev))
@@ -234,7 +238,8 @@ class Predictor:
         self.words = Vocab.from_json({"itos": v["words"], "specials": True})
         self.chars = Vocab.from_json({"itos": v["chars"], "specials": True})
         self.labels = Vocab.from_json({"itos": v["labels"], "specials": False})
-        self.lookup = WordLookup(self.words, extra_words, lowercase=bool(v.get("lowercase")), digits=bool(v.get("digits", True)))
+        self.lookup = WordLookup(self.words, extra_words, lowercase=bool(v.get("lowercase")),
+                                 digits=bool(v.get("digits", True)))
         self.featurizer = Featurizer(self.lookup, self.chars, self.labels)
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
@@ -244,7 +249,7 @@ class Predictor:
         self._o_id = itos.index("O") if "O" in itos else -1
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> Predictor:
         model, cfg, extra = load_tagger(path, device)
         return cls(model, cfg, extra, device)
 
@@ -282,7 +287,8 @@ class Predictor:
             k = 0
             while k < len(batches):
                 # A block of whole batches (bounded size): its token features are built at once.
-                block, tokens = [], 0
+                block: list[list[int]] = []
+                tokens = 0
                 while k < len(batches) and (not block or tokens < BLOCK_TOKENS):
                     block.append(batches[k])
                     tokens += sum(lengths[i] for i in batches[k])
@@ -300,13 +306,15 @@ class Predictor:
                     em = self.model.emissions_from_features(feats, rows, lens)  # (batch, seq_len, T)
                     preds = self._predict_batch(em, mask.to(em.device), lens.tolist(), [sentences[i] for i in chunk],
                                                 nbest, confidences, token_scores)
-                    for i, pred in zip(chunk, preds):
+                    for i, pred in zip(chunk, preds, strict=True):
                         out[i] = pred
+        done = [p for p in out if p is not None]
+        assert len(done) == len(out)  # every sentence is tagged
         if scheme is not None and self.task == "entity" and scheme != self.scheme:
-            for p in out:
+            for p in done:
                 p.tags = schemes.convert(p.tags, self.scheme, scheme)[0]
                 p.nbest = [(schemes.convert(t, self.scheme, scheme)[0], pr) for t, pr in p.nbest]
-        return out  # type: ignore[return-value]
+        return done
 
     def _predict_batch(self, em, mask, lengths: list[int], sents, nbest: int, confidences: bool,
                        token_scores: bool) -> list[Prediction]:
@@ -347,7 +355,8 @@ class Predictor:
         if not found:
             return
         probs = [1.0] * len(found)
-        if scored:
+        crf = self.model.crf
+        if scored and crf is not None:
             # One forward-backward pass over the sentences that have entities only.
             rows = sorted({b for b, _ in found})
             local = {b: r for r, b in enumerate(rows)}
@@ -360,7 +369,7 @@ class Predictor:
             pos = (st[:, None] + torch.arange(int((en - st).max()), device=em.device)).clamp(max=n - 1)
             seg_tags = sub_paths[bi[:, None], pos]  # (spans, width); past each span: ignored
             # Float64 in and out (the CRF computes in float64 anyway; a float32 log p would round p).
-            lp = self.model.crf.span_log_prob(em[ri, :n].double(), mask[ri, :n], bi, st, en, seg_tags)
+            lp = crf.span_log_prob(em[ri, :n].double(), mask[ri, :n], bi, st, en, seg_tags)
             probs = lp.exp().tolist()
-        for (b, sp), pr in zip(found, probs):
+        for (b, sp), pr in zip(found, probs, strict=True):
             preds[b].entities.append(Entity(sp.label, sp.start, sp.end, float(min(1.0, pr))))

@@ -22,7 +22,8 @@ repaired the same way evaluation reads them.
 from __future__ import annotations
 
 import re
-from typing import Iterable, NamedTuple, Sequence
+from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 from tagger.errors import TaggerError
 
@@ -35,6 +36,7 @@ __all__ = [
     "split_tag",
     "detect_scheme",
     "to_spans",
+    "strict_spans",
     "from_spans",
     "convert",
     "count_repairs",
@@ -175,6 +177,25 @@ def to_spans(tags: Sequence[str], scheme: str) -> list[Span]:
             begin = i
         prev_tag, prev_type = tag, type_
     return spans
+
+
+def strict_spans(tags: Sequence[str], scheme: str, chunks: Sequence[Span] | None = None) -> list[Span]:
+    """The entities seqeval's strict mode reads: the chunks of :func:`to_spans` that are well formed.
+
+    Strict mode (``mode='strict'``: IOB2 for iob2, IOBES for bioes, iob1 as its IOB2
+    conversion) drops the ill-formed pieces conlleval repairs: an iob2 chunk must begin with
+    ``B-``, a bioes one must be ``S-`` or ``B- I-* E-``; every iob1 chunk counts (its IOB2
+    conversion is well formed). ``chunks`` is ``to_spans(tags, scheme)`` when already known.
+    """
+    if chunks is None:
+        chunks = to_spans(tags, scheme)
+    _check_scheme(scheme, allow_plain=False)
+    if scheme == "iob1":
+        return list(chunks)
+    if scheme == "iob2":
+        return [sp for sp in chunks if tags[sp.start][0] == "B"]
+    ends = {("S", "S"), ("B", "E")}
+    return [sp for sp in chunks if (split_tag(tags[sp.start])[0], split_tag(tags[sp.end - 1])[0]) in ends]
 
 
 def from_spans(spans: Iterable[Sequence], length: int, scheme: str) -> list[str]:

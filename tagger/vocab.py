@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 PAD = "<pad>"
 UNK = "<unk>"
@@ -54,7 +54,7 @@ class Vocab:
         return {"itos": self.itos, "specials": self.specials}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocab":
+    def from_json(cls, data: dict) -> Vocab:
         v = cls(specials=False)
         v.specials = bool(data.get("specials", True))
         for s in data["itos"]:
@@ -64,7 +64,7 @@ class Vocab:
     @classmethod
     def build(
         cls, counts: Counter, min_count: int = 1, specials: bool = True, max_size: int | None = None
-    ) -> "Vocab":
+    ) -> Vocab:
         """Items sorted by frequency (ties alphabetically) with at least ``min_count`` uses."""
         items = sorted((x for x, c in counts.items() if c >= min_count), key=lambda x: (-counts[x], x))
         if max_size is not None:

@@ -80,7 +80,8 @@ def tagger_model(tmp_path_factory) -> Path:
 
 def classifier_model(tmp_path_factory) -> Path:
     def build(path: Path) -> None:
-        from tagger.commands.classify import ClassifierOptions, Example, train_classifier
+        from tagger.commands.classify import ClassifierOptions, train_classifier
+        from tagger.formats.examples import Example
 
         ex = [Example(f"{w} film {i}", lab, "x", i) for i, (w, lab) in
               enumerate([("good", "pos"), ("bad", "neg")] * 20)]

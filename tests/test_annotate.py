@@ -9,23 +9,25 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import SAMPLE
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tagger import schemes
-from tagger.errors import TaggerError
+from tagger.cli import main
 from tagger.commands.annotate import (
     AnnotateOptions,
     Engine,
     annotate_paths,
     annotate_stream,
     annotate_text,
-    read_conll,
-    sniff_format,
 )
-from tagger.cli import main
+from tagger.commands.annotate.items import read_items
+from tagger.commands.annotate.run import SNIFFED
+from tagger.errors import TaggerError
+from tagger.formats.conll import iter_conll
+from tagger.formats.detect import sniff
 from tagger.formats.text import iter_pieces, iter_text_sentences, split_sentences, tokenize
-
-from conftest import SAMPLE
 
 OPTS = dict(progress=False, threads=1)
 
@@ -69,6 +71,12 @@ def split_keep_ends(data: bytes) -> list[bytes]:
 def line_of(text: str, pos: int) -> int:
     """1-based line of a character offset (\\n, \\r\\n and a lone \\r end lines)."""
     return text.count("\n", 0, pos) + text.count("\r", 0, pos) - text.count("\r\n", 0, pos) + 1
+
+
+def iob2_tags(predictor) -> set[str]:
+    """The tags annotate writes by default: the model's entity types in IOB2."""
+    types = {t[2:] for t in predictor.tag_names if t[:2] in ("B-", "I-", "E-", "S-")}
+    return {"O"} | {f"{p}-{t}" for t in types for p in "BI"}
 
 
 def strip_eol(line: bytes) -> tuple[bytes, bytes]:
@@ -125,12 +133,16 @@ def test_text_stream_covers_every_character_once(pieces, max_chars, piece_size):
 
 
 def test_sniff_format():
+    def sniff_format(head: bytes, name: str = "") -> str:
+        return sniff(head, name, SNIFFED)
+
     assert sniff_format(b"", "a.conllu") == "conllu"
     assert sniff_format(b'{"text": "x"}\n') == "jsonl"
     assert sniff_format(b"-DOCSTART- -X- O\n\nEU NNP B-ORG\nrejects VBZ O\n") == "conll"
     assert sniff_format(b"# sent_id = 1\n1\tHi\t_\t_\t_\t_\t_\t_\t_\t_\n") == "conllu"
     assert sniff_format(b"The cat sat. It was happy, very happy.\n") == "text"
     assert sniff_format(b"The cat sat .\nIt was happy , very happy .\n") == "tokens"
+    assert sniff_format(b"Hello world.\n\nBye now.\n", "a.txt") == "text"  # the suffix decides
 
 
 # ---------------------------------------------------------------------------- prediction
@@ -184,8 +196,6 @@ def assert_matches_reference(preds, ref, token_scores=True):
 
 def test_predict_matches_unbatched_float64_reference(predictor):
     """Batched, length-sorted, cached-feature prediction = the model's plain forward + a float64 CRF."""
-    from tagger.formats.corpus import iter_conll
-
     sents = [s.tokens for s in iter_conll(SAMPLE / "test.conll", label_column=None)]
     sents = [sents[0], [], *sents[1:], ["x" * 200, "Paris"]]  # an empty sentence, an over-long token
     ref = reference_predictions(predictor, [s for s in sents if s], nbest=2)
@@ -235,7 +245,7 @@ def test_conll_keeps_every_byte(predictor, tmp_path, data):
     out = tmp_path / "out.conll"
     summary = annotate_paths(predictor, [src], out, AnnotateOptions(**OPTS))
     assert summary.ok and summary.files == 1
-    tags = set(predictor.tag_names)
+    tags = iob2_tags(predictor)
     lines_in = split_keep_ends(src.read_bytes())
     lines_out = split_keep_ends(out.read_bytes())
     assert len(lines_in) == len(lines_out)
@@ -286,7 +296,7 @@ def test_conllu_field(predictor, tmp_path, field_):
     out = tmp_path / "out.conllu"
     summary = annotate_paths(predictor, [src], out, AnnotateOptions(conllu_field=field_, **OPTS))
     assert summary.ok and summary.tokens == 5
-    tags = set(predictor.tag_names)
+    tags = iob2_tags(predictor)
     for a, b in zip(CONLLU.split("\n"), out.read_text(encoding="utf-8").split("\n")):
         ca, cb = a.split("\t"), b.split("\t")
         if len(ca) != 10 or "-" in ca[0]:
@@ -302,6 +312,56 @@ def test_conllu_field(predictor, tmp_path, field_):
         assert items[-1].split("=")[0] == key and items[-1].split("=")[1] in tags
         kept = [] if ca[9] == "_" else [x for x in ca[9].split("|") if not x.startswith(key + "=")]
         assert items[:-1] == kept
+
+
+
+def swap_first_columns(data: bytes) -> bytes:
+    """CoNLL lines ``TOKEN POS ...`` → ``POS TOKEN ...`` (other lines unchanged)."""
+    out = []
+    for line in data.splitlines(keepends=True):
+        cols = line.split(b" ")
+        if len(cols) >= 2 and not line.startswith(b"-DOCSTART-"):
+            cols[0], cols[1] = cols[1], cols[0]
+        out.append(b" ".join(cols))
+    return b"".join(out)
+
+
+def test_conll_tokens_from_the_model_token_column(tmp_path):
+    """A model trained on CoNLL with the tokens in column 1 tags column 1 of CoNLL input, as evaluate reads it."""
+    import tagger
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
+
+    for split in ("train", "dev", "test"):
+        (tmp_path / f"{split}.conll").write_bytes(swap_first_columns((SAMPLE / f"{split}.conll").read_bytes()))
+    prepare(PrepareOptions(train=str(tmp_path / "train.conll"), dev=str(tmp_path / "dev.conll"), token_column=1,
+                           embeddings="none", embedding_dim=16), tmp_path / "prepared")
+    train(tmp_path / "prepared", tmp_path / "model",
+          TrainOptions(epochs=2, hidden=16, batch_size=16, device="cpu", threads=1, patience=2))
+    predictor = tagger.load(tmp_path / "model")
+    assert predictor.config["data"]["token_column"] == 1
+    src = tmp_path / "test.conll"
+    words = [s.tokens for s in iter_conll(SAMPLE / "test.conll", label_column=None)]
+    as_jsonl = tmp_path / "test.jsonl"
+    assert annotate_paths(predictor, [src], as_jsonl, AnnotateOptions(output_format="jsonl", **OPTS)).ok
+    recs = jsonl(as_jsonl)
+    assert [r["tokens"] for r in recs] == words  # the words, not the POS tags of column 0
+    # the same tags as for the words given as tokenised text
+    tok = tmp_path / "test.tok"
+    tok.write_text("".join(" ".join(w) + "\n" for w in words), encoding="utf-8")
+    annotate_paths(predictor, [tok], tmp_path / "tok.jsonl", AnnotateOptions(**OPTS))
+    assert [r["tags"] for r in recs] == [r["tags"] for r in jsonl(tmp_path / "tok.jsonl")]
+    # CoNLL output: the input lines plus the tag of that line's word
+    as_conll = tmp_path / "test.out.conll"
+    assert annotate_paths(predictor, [src], as_conll, AnnotateOptions(**OPTS)).ok
+    token_lines = [ln for ln in as_conll.read_text(encoding="utf-8").splitlines()
+                   if ln.strip() and not ln.startswith("-DOCSTART-")]
+    assert [ln.split()[-1] for ln in token_lines] == [t for r in recs for t in r["tags"]]
+    assert [ln.split()[1] for ln in token_lines] == [w for s in words for w in s]
+    # an explicit token column wins over the model's
+    first = annotate_paths(predictor, [src], tmp_path / "pos.jsonl",
+                           AnnotateOptions(output_format="jsonl", token_column=0, **OPTS))
+    assert first.ok and jsonl(tmp_path / "pos.jsonl")[0]["tokens"] != words[0]
 
 
 # ---------------------------------------------------------------------------- raw text
@@ -417,7 +477,7 @@ def test_overlong_sentence_split_and_rejoined(predictor, tmp_path):
     assert summary.ok and summary.split == 1 and summary.records == 2
     recs = jsonl(out)
     assert len(recs) == 2 and recs[0]["tokens"] == long and len(recs[0]["tags"]) == 31
-    spans = schemes.to_spans(recs[0]["tags"], predictor.scheme)
+    spans = schemes.to_spans(recs[0]["tags"], "iob2")  # the default output scheme
     assert [(e["label"], e["start"], e["end"]) for e in recs[0]["entities"]] == [tuple(s) for s in spans]
     full = annotate_paths(predictor, [src], tmp_path / "full.jsonl", AnnotateOptions(**OPTS))
     assert full.split == 0 and jsonl(tmp_path / "full.jsonl")[1]["tags"] == recs[1]["tags"]
@@ -441,8 +501,6 @@ def test_nbest_and_scheme(predictor, tmp_path):
 
 
 def test_workers_keep_input_order(predictor, tmp_path):
-    from tagger.formats.corpus import iter_conll
-
     sents = [s.tokens for s in iter_conll(SAMPLE / "dev.conll", label_column=None)]
     src = tmp_path / "many.tok"
     src.write_text("".join(" ".join(s) + "\n" for s in sents), encoding="utf-8")
@@ -563,7 +621,7 @@ def test_cli_usage_errors_exit_2(model_dir, tmp_path):
 
 def test_read_conll_groups_lines():
     data = b"-DOCSTART- -X- O\n\nEU B-ORG\n# a note\nrejects O\n\n\nx O"
-    items = list(read_conll(io.BytesIO(data), "x"))
+    items = list(read_items("conll", io.BytesIO(data), "x"))
     assert [it.sents for it in items] == [[["EU", "rejects"]], [["x"]]]
     assert [it.line for it in items] == [3, 8]
     assert b"".join(raw + eol for it in items for raw, eol, _ in it.data.rows) == data

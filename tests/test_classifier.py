@@ -12,25 +12,20 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tagger.cli import main
 from tagger.commands.classify import (
     Classifier,
-    ClassifierConfig,
     ClassifierOptions,
-    Example,
-    LSTMClassifier,
-    _batch,
     classification_scores,
     cross_validate,
-    read_data,
-    read_examples,
-    read_label_files,
     stratified_folds,
     stratified_split,
-    tokenize,
     train_classifier,
 )
-from tagger.cli import main
-from tagger.errors import InputError, TaggerError
+from tagger.errors import InputError, ModelError, TaggerError
+from tagger.formats.examples import Example, read_data, read_examples, read_label_files
+from tagger.formats.text import tokenize
+from tagger.nn.classifier import ClassifierConfig, LSTMClassifier, pad_batch
 
 POS_WORDS = ["good", "great", "superb", "lovely", "brilliant"]
 NEG_WORDS = ["bad", "awful", "dull", "boring", "terrible"]
@@ -64,7 +59,8 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
 
 
 def test_tokenize_splits_clitics_and_punctuation():
-    assert tokenize("it's so good, don't you think?") == ["it", "'s", "so", "good", ",", "do", "n't", "you", "think", "?"]
+    assert tokenize("it's so good, don't you think?") == ["it", "'s", "so", "good", ",", "do", "n't", "you", "think",
+                                                           "?"]
     assert tokenize("the u.s. well-made 12.5") == ["the", "u.s.", "well-made", "12.5"]
     assert tokenize("") == []
 
@@ -103,7 +99,8 @@ def test_label_files_and_encoding(tmp_path):
         read_label_files([f"pos={pos}", f"neg={neg}"])
     assert f"{neg}:1" in str(err.value) and "--encoding" in str(err.value)
     ex = read_label_files([f"pos={pos}", ("neg", str(neg))], encoding="latin-1")
-    assert [(e.text, e.label, e.line) for e in ex] == [("good", "pos", 1), ("great", "pos", 3), ("caf\u00e9 bad", "neg", 1)]
+    assert [(e.text, e.label, e.line) for e in ex] == [("good", "pos", 1), ("great", "pos", 3),
+                                                       ("caf\u00e9 bad", "neg", 1)]
     with pytest.raises(TaggerError, match="LABEL=FILE"):
         read_label_files(["nolabel"])
 
@@ -148,7 +145,7 @@ def test_read_data_needs_something():
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.sampled_from("abc"), min_size=5, max_size=60), st.integers(2, 5), st.integers(0, 9))
 def test_folds_disjoint_cover_and_stratified(labels, k, seed):
-    if k > len(labels):
+    if k > len(labels) or all(labels.count(lab) < k for lab in labels):
         with pytest.raises(TaggerError):
             stratified_folds(labels, k, seed)
         return
@@ -181,8 +178,8 @@ def test_pooling_ignores_padding(pooling, bidirectional):
     m = LSTMClassifier(ClassifierConfig(num_words=20, num_extra=0, word_dim=8, num_labels=3, hidden=6,
                                         pooling=pooling, bidirectional=bidirectional)).eval()
     short, long = [2, 3, 4], [5, 6, 7, 8, 9, 10, 11]
-    alone = m(*_batch([short], [0]))
-    words, lengths = _batch([short, long], [0, 1])
+    alone = m(*pad_batch([short], [0]))
+    words, lengths = pad_batch([short, long], [0, 1])
     together = m(words, lengths)
     assert together.shape == (2, 3)
     assert torch.allclose(alone[0], together[0], atol=1e-6)
@@ -202,7 +199,7 @@ def test_learns_separable_binary_task():
     clf, summary = train_classifier(train, None, ClassifierOptions(**FAST))
     assert clf.labels == ["neg", "pos"]
     pred = clf.predict([e.text for e in test])
-    acc = sum(p[0] == e.label for p, e in zip(pred, test)) / len(test)
+    acc = sum(p[0] == e.label for p, e in zip(pred, test, strict=True)) / len(test)
     assert acc >= 0.95, summary["history"]
 
 
@@ -210,10 +207,10 @@ def test_learns_separable_three_class_task_with_early_stopping():
     train, test = synthetic(300, seed=3, classes=3), synthetic(60, seed=4, classes=3)
     opts = ClassifierOptions(**{**FAST, "dev_fraction": 0.2, "pooling": "mean", "patience": 3, "epochs": 10})
     clf, summary = train_classifier(train, None, opts)
-    assert clf.model.config.num_outputs == 3 and summary["best_dev_accuracy"] is not None
+    assert clf.model.config.num_outputs == 3 and summary["best_dev"] is not None
     probs = clf.predict_proba([e.text for e in test])
     assert probs.shape == (60, 3) and abs(probs.sum(1) - 1).max() < 1e-5
-    acc = sum(clf.labels[i] == e.label for i, e in zip(probs.argmax(1), test)) / len(test)
+    acc = sum(clf.labels[i] == e.label for i, e in zip(probs.argmax(1), test, strict=True)) / len(test)
     assert acc >= 0.9
 
 
@@ -222,7 +219,7 @@ def test_training_is_reproducible():
     opts = ClassifierOptions(**{**FAST, "epochs": 2})
     a, _ = train_classifier(train, None, opts)
     b, _ = train_classifier(train, None, opts)
-    for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+    for (k, va), (_, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items(), strict=True):
         assert torch.equal(va, vb), k
 
 
@@ -232,7 +229,7 @@ def test_single_label_is_an_error():
 
 
 def test_cross_validate_reports_each_fold():
-    res = cross_validate(synthetic(90, seed=6), 3, ClassifierOptions(**FAST))
+    res = cross_validate(synthetic(90, seed=6), 3, ClassifierOptions(**{**FAST, "epochs": 12}))
     assert [f["test"] for f in res["folds"]] == [30, 30, 30]
     assert all(f["train"] == 60 for f in res["folds"])
     assert res["mean_accuracy"] == pytest.approx(sum(f["accuracy"] for f in res["folds"]) / 3)
@@ -271,15 +268,18 @@ def _fast_flags() -> list[str]:
 def cli_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("clf")
     train = write(d / "train.tsv", "".join(f"{e.text}\t{e.label}\n" for e in synthetic(200, seed=8)))
-    res = CliRunner().invoke(main, ["classify", "train", "--train", str(train), "--out", str(d / "model"), *_fast_flags()])
+    res = CliRunner().invoke(main, ["classify", "train", "--train", str(train), "--out", str(d / "model"),
+                                    *_fast_flags()])
     assert res.exit_code == 0, res.output
     return d
 
 
 def test_cli_evaluate_writes_metrics_and_report(cli_model):
     d = cli_model
-    data = write(d / "test.jsonl", "".join(json.dumps({"text": e.text, "label": e.label}) + "\n" for e in synthetic(40, seed=9)))
-    res = CliRunner().invoke(main, ["classify", "evaluate", str(d / "model"), "--data", str(data), "--out", str(d / "ev"), "--json"])
+    data = write(d / "test.jsonl",
+                 "".join(json.dumps({"text": e.text, "label": e.label}) + "\n" for e in synthetic(40, seed=9)))
+    res = CliRunner().invoke(main, ["classify", "evaluate", str(d / "model"), "--data", str(data), "--out",
+                                    str(d / "ev"), "--json"])
     assert res.exit_code == 0, res.output
     printed = json.loads(res.stdout)
     metrics = json.loads((d / "ev" / "metrics.json").read_text())
@@ -298,7 +298,7 @@ def test_cli_predict_keeps_order_and_every_line(cli_model):
     out = d / "pred.jsonl"
     res = CliRunner().invoke(main, ["classify", "predict", str(d / "model"), str(inp), str(jl), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    recs = [json.loads(l) for l in out.read_text().splitlines()]
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["text"] for r in recs] == lines + ["dull film", "lovely"]
     assert [r["line"] for r in recs] == [1, 2, 3, 4, 5, 1, 2]
     assert recs[0]["label"] == "pos" and recs[2]["label"] == "neg" and recs[5]["label"] == "neg"
@@ -337,3 +337,60 @@ def test_cli_errors_exit_2(cli_model, tmp_path):
     assert res.exit_code == 2 and "not found" in res.output
     res = runner.invoke(main, ["classify", "train", "--train", str(bad), "--out", str(cli_model / "model"), "-q"])
     assert res.exit_code == 2 and "already exists" in res.output
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
+    from resume_util import assert_same_run, kill_after, metrics_lines, run
+
+    data = write(tmp_path / "train.tsv", "".join(f"{e.text}\t{e.label}\n" for e in synthetic(3000, seed=11, classes=3)))
+    args = ["classify", "train", "--train", data, "--embeddings", "none", "--embedding-dim", 16, "--hidden", 32,
+            "--epochs", 6, "--batch-size", 16, "--lr", "0.01", "--word-dropout", "0.2", "--patience", 10,
+            "--dev-fraction", "0.1", "--seed", 4, "--threads", 1, "-q"]
+    full = run(*args, "--out", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    killed = tmp_path / "killed"
+    kill_after([*args, "--out", killed], killed, lines=2)
+    assert 2 <= metrics_lines(killed) < 6
+    bad = run(*args, "--out", killed, "--resume", "--hidden", 8)
+    assert bad.returncode == 2
+    assert "--hidden 8 conflicts with the saved configuration (hidden = 32)" in bad.stderr
+    res = run(*args, "--out", killed, "--resume", "--epochs", 6)  # the same command with --resume added
+    assert res.returncode == 0, res.stderr
+    assert_same_run(killed, tmp_path / "full")
+    configs = [json.loads((d / "config.json").read_text()) for d in (killed, tmp_path / "full")]
+    assert configs[0] == configs[1]
+    assert (Classifier.load(killed).predict_proba(["a good film"]) == Classifier.load(tmp_path / "full").predict_proba(
+        ["a good film"])).all()
+
+
+def test_resume_needs_the_same_data_and_a_started_run(tmp_path):
+    opts = ClassifierOptions(**{**FAST, "epochs": 1})
+    with pytest.raises(TaggerError, match="nothing to resume"):
+        train_classifier(synthetic(40, seed=1), None, opts, out=tmp_path / "m", resume=True)
+    train_classifier(synthetic(40, seed=1), None, opts, out=tmp_path / "m")
+    assert {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "train.toml",
+            "train_summary.json"} <= {p.name for p in (tmp_path / "m").iterdir()}
+    with pytest.raises(TaggerError, match="already exists"):
+        train_classifier(synthetic(40, seed=1), None, opts, out=tmp_path / "m")
+    with pytest.raises(TaggerError, match="training data differ"):
+        train_classifier(synthetic(40, seed=2, classes=3), None, None, out=tmp_path / "m", resume=True)
+    _, summary = train_classifier(synthetic(40, seed=1), None, None, out=tmp_path / "m", resume=True,
+                                  given={"epochs": 2, "hidden": 16})  # same hidden: accepted
+    assert summary["epochs"] == 2
+    with pytest.raises(TaggerError, match=r"--seed 9 conflicts with the saved configuration \(seed = 1\)"):
+        train_classifier(synthetic(40, seed=1), None, None, out=tmp_path / "m", resume=True, given={"seed": 9})
+
+
+def test_model_with_an_unknown_tokenizer_is_refused(tmp_path):
+    clf, _ = train_classifier(synthetic(40, seed=7), None, ClassifierOptions(**{**FAST, "epochs": 1}))
+    clf.save(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["tokenizer"] == "syntok"
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["tokenizer"] = "ptb-lite"
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="unknown tokenizer 'ptb-lite'"):
+        Classifier.load(tmp_path / "m")

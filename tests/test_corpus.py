@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tagger.formats.corpus import detect_format, iter_conll, read_corpus
 from tagger.errors import InputError, TaggerError
+from tagger.formats.conll import iter_conll
+from tagger.formats.detect import detect_format
+from tagger.formats.read import read_corpus
 
 
 def write(tmp_path, name, data: bytes | str):
@@ -118,8 +120,8 @@ def test_conllu_skips_ranges_and_empty_nodes(tmp_path):
 
 def test_conllu_detected_by_content(tmp_path):
     p = write(tmp_path, "a.txt", CONLLU)
-    assert detect_format(p) == "conllu"
-    assert detect_format(write(tmp_path, "b.txt", "a DT O\n")) == "conll"
+    assert detect_format(p, ("conllu", "conll")) == "conllu"
+    assert detect_format(write(tmp_path, "b.txt", "a DT O\n"), ("conllu", "conll")) == "conll"
 
 
 def test_conllu_bad_field(tmp_path):

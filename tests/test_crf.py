@@ -11,7 +11,6 @@ import torch
 
 from tagger.nn.crf import CRF, PENALTY
 
-
 SEEDS = range(10)
 KINDS = [None, "random", "iob2", "iob2-2", "bioes"]
 LABELS = {
@@ -64,7 +63,7 @@ class Case:
         if self.constraints is None:
             return True
         s, tr, e = self.constraints
-        return bool(s[path[0]]) and bool(e[path[-1]]) and all(bool(tr[a, b]) for a, b in zip(path, path[1:]))
+        return bool(s[path[0]]) and bool(e[path[-1]]) and all(bool(tr[a, b]) for a, b in itertools.pairwise(path))
 
 
 def make_case(seed: int, kind: str | None, batch: int = 3) -> Case:
@@ -122,7 +121,7 @@ def brute_paths(case: Case, b: int, constrained: bool) -> tuple[torch.Tensor, to
     return paths, scores
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def case_and_brute(seed: int, kind: str | None) -> tuple[Case, list, list]:
     case = make_case(seed, kind)
     full = [brute_paths(case, b, constrained=False) for b in range(len(case.lengths))]
@@ -281,7 +280,7 @@ def test_span_log_prob(seed, kind):
     got = case.crf.span_log_prob(case.emissions, case.mask, torch.tensor(bi), torch.tensor(st),
                                  torch.tensor(en), tags)
     assert got.shape == (len(segs),)
-    for i, (b, s, e, seg) in enumerate(zip(bi, st, en, segs)):
+    for i, (b, s, e, seg) in enumerate(zip(bi, st, en, segs, strict=True)):
         bp, bs = allowed[b]
         log_z = torch.logsumexp(bs, 0)
         hit = (bp[:, s:e] == torch.tensor(seg)).all(1)
@@ -432,7 +431,7 @@ def test_fully_disallowed_uses_finite_penalty():
     marg = crf.marginals(em, mask)
     seg = (torch.tensor([0, 1]), torch.tensor([0, 0]), torch.tensor([2, 1]), free_paths)
     span = crf.span_log_prob(em, mask, *seg)
-    crf.clear_constraints()
+    crf.set_constraints([True] * n, [[True] * n] * n, [True] * n)  # allow everything again
     assert not crf.has_constraints
     torch.testing.assert_close(marg, crf.marginals(em, mask), rtol=0, atol=ATOL)
     torch.testing.assert_close(span, crf.span_log_prob(em, mask, *seg), rtol=0, atol=ATOL)
@@ -557,7 +556,7 @@ def test_decoding_probabilities_in_float64(kind):
     st, en = torch.tensor([0, 5, 100]), torch.tensor([seq_len, 9, 170])
     bi = torch.tensor([0, 1, 1])
     tags = torch.zeros(3, seq_len, dtype=torch.long)
-    for i, (b, s, e) in enumerate(zip(bi.tolist(), st.tolist(), en.tolist())):
+    for i, (b, s, e) in enumerate(zip(bi.tolist(), st.tolist(), en.tolist(), strict=True)):
         tags[i, : e - s] = paths[b, s:e]
     got = crf32.span_log_prob(em32, mask, bi, st, en, tags).double().exp()
     want = crf.span_log_prob(ref, mask, bi, st, en, tags).exp()

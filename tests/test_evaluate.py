@@ -8,16 +8,18 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import SAMPLE
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tagger import metrics, schemes
 from tagger.cli import main
+from tagger.commands.evaluate.errors import ERROR_KINDS, entity_errors
+from tagger.commands.evaluate.gold import Gold, gold_in_model_scheme, read_gold, resolve_format
+from tagger.commands.evaluate.run import evaluate
+from tagger.commands.evaluate.scoring import faithful_iob2
 from tagger.errors import InputError, ModelError, TaggerError
-from tagger.commands.evaluate import evaluate, gold_in_model_scheme, read_gold, resolve_format
 from tagger.schemes import Span
-
-from conftest import SAMPLE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -94,8 +96,8 @@ def _start(pt, t, pty, ty):
 def conlleval_pl(gold: list[list[str]], pred: list[list[str]]) -> dict:
     """conlleval.pl's main loop (IOB2 tags), line by line, sentence breaks included."""
     rows = []
-    for g, p in zip(gold, pred):
-        rows += [(False, a, b) for a, b in zip(g, p)]
+    for g, p in zip(gold, pred, strict=True):
+        rows += [(False, a, b) for a, b in zip(g, p, strict=True)]
         rows.append((True, "O", "O"))
     correct_chunk = found_correct = found_guessed = correct_tags = tokens = 0
     in_correct = False
@@ -128,28 +130,42 @@ def conlleval_pl(gold: list[list[str]], pred: list[list[str]]) -> dict:
 # ---------------------------------------------------------------------------- strict (seqeval) figures
 
 
+def strict(seqs, scheme):
+    return [schemes.strict_spans(s, scheme) for s in seqs]
+
+
 def test_strict_hand_computed():
     gold = [["B-PER", "I-PER", "O", "B-LOC"], ["B-ORG", "O"]]
     pred = [["B-PER", "I-PER", "O", "B-ORG"], ["B-ORG", "O"]]
-    s = metrics.span_scores(metrics.strict_spans(gold, "iob2"), metrics.strict_spans(pred, "iob2"))
+    s = metrics.count_chunks(metrics.entity_report(gold, pred, "iob2"), strict(gold, "iob2"), strict(pred, "iob2"))
     assert (s["correct"], s["predicted"], s["support"]) == (2, 3, 3)
     assert s["precision"] == s["recall"] == s["f1"] == pytest.approx(2 / 3)
     assert s["per_type"]["PER"]["f1"] == 1.0
-    assert s["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "predicted": 0, "correct": 0}
+    assert s["per_type"]["LOC"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "predicted": 0,
+                                    "correct": 0}
     assert s["per_type"]["ORG"]["precision"] == 0.5 and s["per_type"]["ORG"]["recall"] == 1.0
     assert s["macro"]["f1"] == pytest.approx((1 + 0 + 2 / 3) / 3)
     assert s["macro"]["precision"] == pytest.approx((1 + 0 + 0.5) / 3)
+    e = metrics.entity_scores(gold, pred, "iob2")  # train's dev scores
+    assert (e["f1"], e["macro_f1"], e["accuracy"]) == (s["f1"], s["macro"]["f1"], 5 / 6)
+
+
+def test_no_entities_scores_zero():
+    s = metrics.entity_scores([["O", "O"]], [["O", "O"]], "bioes")
+    assert (s["precision"], s["recall"], s["f1"], s["macro_f1"], s["per_type"]) == (0.0, 0.0, 0.0, 0.0, {})
+    c = metrics.conlleval_scores([["O"]], [["O"]])
+    assert c["macro"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0} and c["found_gold"] == c["found_pred"] == 0
 
 
 def test_strict_ill_formed_sequences_are_not_entities():
     # iob2: I- without B- is no entity in strict mode; a type switch ends the entity
-    assert metrics.strict_spans([["O", "I-PER", "I-PER"], ["B-PER", "I-LOC"]], "iob2") == [[], S(("PER", 0, 1))]
+    assert strict([["O", "I-PER", "I-PER"], ["B-PER", "I-LOC"]], "iob2") == [[], S(("PER", 0, 1))]
     # bioes: B- without E-, lone I-/E- are ill formed
-    assert metrics.strict_spans([["B-PER", "O", "S-LOC"], ["I-PER", "E-PER"], ["B-PER", "I-PER", "E-PER"]], "bioes") == [
+    assert strict([["B-PER", "O", "S-LOC"], ["I-PER", "E-PER"], ["B-PER", "I-PER", "E-PER"]], "bioes") == [
         S(("LOC", 2, 3)), [], S(("PER", 0, 3))]
     gold = [["B-PER", "E-PER", "O"]]
     pred = [["B-PER", "I-PER", "O"]]  # ill formed: strict finds nothing, conlleval finds PER[0, 2)
-    s = metrics.span_scores(metrics.strict_spans(gold, "bioes"), metrics.strict_spans(pred, "bioes"))
+    s = metrics.entity_report(gold, pred, "bioes")
     assert (s["precision"], s["recall"], s["f1"]) == (0.0, 0.0, 0.0)
     c = metrics.conlleval_scores([schemes.convert(x, "bioes", "iob2")[0] for x in gold],
                                  [schemes.convert(x, "bioes", "iob2")[0] for x in pred])
@@ -157,26 +173,23 @@ def test_strict_ill_formed_sequences_are_not_entities():
 
 
 def test_iob1_gold_is_converted_to_the_model_scheme():
-    from tagger.commands.evaluate import Gold
-
     labels = [["I-PER", "B-PER", "O", "I-LOC", "I-LOC"], ["I-ORG", "O"]]  # CoNLL-2003 style
     g = Gold([["w"] * len(x) for x in labels], labels, [1, 7], "x.conll", "x.conll", None, "conll", None, True)
     conv, detected, repairs = gold_in_model_scheme(g, "entity", "bioes")
     assert detected == "iob1" and repairs == 0
     assert conv == [["S-PER", "S-PER", "O", "B-LOC", "E-LOC"], ["S-ORG", "O"]]
     pred = [["S-PER", "S-PER", "O", "S-LOC", "O"], ["S-ORG", "O"]]
-    s = metrics.span_scores(metrics.strict_spans(conv, "bioes"), metrics.strict_spans(pred, "bioes"))
+    s = metrics.count_chunks(metrics.entity_report(conv, pred, "bioes"), strict(conv, "bioes"), strict(pred, "bioes"))
     assert (s["correct"], s["predicted"], s["support"]) == (3, 4, 4)
     assert s["f1"] == pytest.approx(0.75)
     # an iob1 model reads gold the way entity_scores does (via IOB2)
     conv1, _, _ = gold_in_model_scheme(g, "entity", "iob1")
-    assert metrics.strict_spans(conv1, "iob1")[0] == S(("PER", 0, 1), ("PER", 1, 2), ("LOC", 3, 5))
+    assert strict(conv1, "iob1")[0] == S(("PER", 0, 1), ("PER", 1, 2), ("LOC", 3, 5))
 
 
 def test_plain_gold_for_an_entity_model_names_file_and_line():
-    from tagger.commands.evaluate import Gold
-
-    g = Gold([["a", "b"], ["c", "d"]], [["O", "O"], ["O", "NN"]], [3, 6], "x.conll", "x.conll", None, "conll", None, True)
+    g = Gold([["a", "b"], ["c", "d"]], [["O", "O"], ["O", "NN"]], [3, 6], "x.conll", "x.conll", None, "conll", None,
+             True)
     with pytest.raises(InputError, match=r"^x\.conll:7: gold label 'NN' is not an entity tag"):
         gold_in_model_scheme(g, "entity", "bioes")
     only_o = Gold([["a"]], [["O"]], [1], "x", "x", None, "conll", None, True)
@@ -191,21 +204,23 @@ def _seqs(scheme):
     return st.lists(st.lists(st.sampled_from(TAGS[scheme]), max_size=8), min_size=1, max_size=5)
 
 
-@settings(max_examples=40, deadline=None)
-@given(data=st.data(), scheme=st.sampled_from(["iob2", "bioes"]))
-def test_span_scores_equal_seqeval_classification_report(data, scheme):
-    gold = data.draw(_seqs(scheme))
-    pred = [data.draw(st.lists(st.sampled_from(TAGS[scheme]), min_size=len(g), max_size=len(g))) for g in gold]
-    ref = metrics.entity_scores(gold, pred, scheme)
-    got = metrics.span_scores(metrics.strict_spans(gold, scheme), metrics.strict_spans(pred, scheme))
-    for k in ("precision", "recall", "f1"):
-        assert got[k] == pytest.approx(ref[k], abs=1e-12)
-    if ref["per_type"]:  # seqeval's macro average of no types is NaN; ours is 0
-        assert got["macro"]["f1"] == pytest.approx(ref["macro_f1"], abs=1e-12)
-    assert set(got["per_type"]) == set(ref["per_type"])
-    for t, v in ref["per_type"].items():
-        assert got["per_type"][t]["f1"] == pytest.approx(v["f1"], abs=1e-12)
-        assert got["per_type"][t]["support"] == v["support"]
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), scheme=st.sampled_from(["iob2", "bioes", "iob1"]))
+def test_strict_spans_are_the_entities_seqeval_scores(data, scheme):
+    """The error analysis reads the entities seqeval's strict mode scores, so its counts explain the figures."""
+    from seqeval.scheme import IOB2, IOBES, Entities
+
+    tags = "iob2" if scheme == "iob1" else scheme
+    gold = data.draw(_seqs(tags))
+    pred = [data.draw(st.lists(st.sampled_from(TAGS[tags]), min_size=len(g), max_size=len(g))) for g in gold]
+    for seqs in (gold, pred):
+        conv, _ = metrics.to_strict_scheme(seqs, scheme)
+        ref = Entities(conv, IOBES if scheme == "bioes" else IOB2).entities
+        assert strict(seqs, scheme) == [[Span(e.tag, e.start, e.end) for e in sent] for sent in ref]
+    s = metrics.count_chunks(metrics.entity_report(gold, pred, scheme), strict(gold, scheme), strict(pred, scheme))
+    for v in [s, *s["per_type"].values()]:
+        assert v["precision"] == (v["correct"] / v["predicted"] if v["predicted"] else 0.0)
+        assert v["recall"] == (v["correct"] / v["support"] if v["support"] else 0.0)
 
 
 # ---------------------------------------------------------------------------- conlleval figures
@@ -214,9 +229,9 @@ def test_span_scores_equal_seqeval_classification_report(data, scheme):
 def test_conlleval_differs_from_strict_on_i_without_b():
     gold = [["I-PER", "I-PER", "O"]]  # IOB2 reading: strict sees no entity, conlleval one chunk
     pred = [["B-PER", "I-PER", "O"]]
-    strict = metrics.span_scores(metrics.strict_spans(gold, "iob2"), metrics.strict_spans(pred, "iob2"))
-    assert (strict["support"], strict["predicted"], strict["correct"]) == (0, 1, 0)
-    assert strict["f1"] == 0.0
+    s = metrics.count_chunks(metrics.entity_report(gold, pred, "iob2"), strict(gold, "iob2"), strict(pred, "iob2"))
+    assert (s["support"], s["predicted"], s["correct"]) == (0, 1, 0)
+    assert s["f1"] == 0.0
     c = metrics.conlleval_scores(gold, pred)
     assert (c["found_gold"], c["found_pred"], c["correct"]) == (1, 1, 1)
     assert c["precision"] == c["recall"] == c["f1"] == 1.0
@@ -241,15 +256,17 @@ def test_conlleval_counts_match_the_perl_loop(data):
     c = metrics.conlleval_scores(gold, pred)
     assert {k: c[k] for k in ("correct", "found_gold", "found_pred")} == {
         k: v for k, v in conlleval_pl(gold, pred).items() if k != "accuracy"}
+    assert c["precision"] == (c["correct"] / c["found_pred"] if c["found_pred"] else 0.0)
+    assert c["recall"] == (c["correct"] / c["found_gold"] if c["found_gold"] else 0.0)
 
 
 @settings(max_examples=100, deadline=None)
 @given(scheme=st.sampled_from(["iob2", "bioes"]), data=st.data())
 def test_faithful_iob2_keeps_both_readings(scheme, data):
     tags = data.draw(st.lists(st.sampled_from(TAGS[scheme]), max_size=10))
-    out, conflicts = metrics.faithful_iob2(tags, scheme)
+    out, conflicts = faithful_iob2(tags, scheme)
     assert all(t == "O" or t[:2] in ("B-", "I-") for t in out)
-    assert metrics.strict_spans([out], "iob2") == metrics.strict_spans([tags], scheme)  # always
+    assert schemes.strict_spans(out, "iob2") == schemes.strict_spans(tags, scheme)  # always
     if conflicts == 0:
         assert schemes.to_spans(out, "iob2") == schemes.to_spans(tags, scheme)
     if schemes.is_well_formed(tags, scheme):
@@ -257,8 +274,8 @@ def test_faithful_iob2_keeps_both_readings(scheme, data):
 
 
 def test_faithful_iob2_examples():
-    assert metrics.faithful_iob2(["B-PER", "O", "S-LOC"], "bioes") == (["I-PER", "O", "B-LOC"], 0)
-    assert metrics.faithful_iob2(["S-PER", "B-PER", "O"], "bioes") == (["B-PER", "O", "O"], 1)
+    assert faithful_iob2(["B-PER", "O", "S-LOC"], "bioes") == (["I-PER", "O", "B-LOC"], 0)
+    assert faithful_iob2(["S-PER", "B-PER", "O"], "bioes") == (["B-PER", "O", "O"], 1)
 
 
 # ---------------------------------------------------------------------------- error analysis
@@ -271,7 +288,7 @@ def test_error_categories():
               ("ORG", 6, 7),  # boundary
               ("LOC", 9, 11),  # boundary+type (overlaps MISC only)
               ("ORG", 13, 14))]  # spurious; LOC[11,12) is missed
-    ea = metrics.entity_errors(gold, pred)
+    ea = entity_errors(gold, pred)
     assert ea["counts"] == {"boundary": 1, "type": 1, "boundary+type": 1, "missed": 1, "spurious": 1}
     kinds = {(k, g, p) for k, _, g, p in ea["events"]}
     assert ("type", Span("LOC", 4, 5), Span("PER", 4, 5)) in kinds
@@ -282,15 +299,15 @@ def test_error_categories():
     assert ea["confusion"] == {("PER", "PER"): 1, ("LOC", "PER"): 1, ("ORG", "ORG"): 1, ("MISC", "LOC"): 1,
                                ("LOC", "O"): 1, ("O", "ORG"): 1}
     # the prediction-side kinds are exactly the false positives
-    s = metrics.span_scores(gold, pred)
     c = ea["counts"]
-    assert c["type"] + c["boundary"] + c["boundary+type"] + c["spurious"] == s["predicted"] - s["correct"]
+    false_positives = len(pred[0]) - len(set(gold[0]) & set(pred[0]))
+    assert c["type"] + c["boundary"] + c["boundary+type"] + c["spurious"] == false_positives
 
 
 def test_error_boundary_prefers_same_type_overlap():
     gold = [S(("PER", 0, 2), ("LOC", 2, 4))]
     pred = [S(("LOC", 1, 4))]  # overlaps PER and LOC; same type LOC wins: boundary error
-    ea = metrics.entity_errors(gold, pred)
+    ea = entity_errors(gold, pred)
     assert ea["counts"]["boundary"] == 1 and ea["counts"]["missed"] == 0
     assert ea["events"] == [("boundary", 0, Span("LOC", 2, 4), Span("LOC", 1, 4))]
     assert ea["confusion"] == {("PER", "LOC"): 1, ("LOC", "LOC"): 1}
@@ -300,7 +317,8 @@ def test_label_scores():
     ls = metrics.label_scores([["NN", "VB", "NN"], ["DT"]], [["NN", "NN", "NN"], ["DT"]])
     assert ls["accuracy"] == 0.75
     assert ls["per_type"]["NN"]["precision"] == pytest.approx(2 / 3) and ls["per_type"]["NN"]["recall"] == 1.0
-    assert ls["per_type"]["VB"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "predicted": 0, "correct": 0}
+    assert ls["per_type"]["VB"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1, "predicted": 0,
+                                    "correct": 0}
     assert ls["confusion"] == {"labels": ["DT", "NN", "VB"], "matrix": [[1, 0, 0], [0, 2, 0], [0, 1, 0]]}
 
 
@@ -323,7 +341,7 @@ def test_report_files(ner_report):
         assert key in m, key
     assert m["f1"] == r["f1"] and m["sentences"] == 100 and m["tokens"] == 1124
     assert set(m["per_type"]) == {"PER", "ORG", "LOC", "MISC"}
-    assert set(m["errors"]["counts"]) == {*metrics.ERROR_KINDS, "total"}
+    assert set(m["errors"]["counts"]) == {*ERROR_KINDS, "total"}
     assert m["errors"]["confusion"]["labels"][-1] == "O"
     assert m["learning_curve"]["epochs"] == 5
     for name in ("per_type_f1.png", "confusion.png", "learning_curve.png"):
@@ -351,14 +369,14 @@ def test_predictions_conll_rescored_equals_metrics(ner_report):
     assert c["correct"] == r["conlleval"]["correct"] and c["found_pred"] == r["conlleval"]["found_pred"]
     assert c["accuracy"] == pytest.approx(r["conlleval"]["accuracy"])
     # the gold column is the test file converted to IOB2
-    from tagger.formats.corpus import read_corpus
+    from tagger.formats.read import read_corpus
 
     src = [s.labels for s in read_corpus(SAMPLE / "test.conll").sentences]
     assert gold == [schemes.convert(s, "iob1", "iob2")[0] for s in src]
 
 
 def test_gold_schemes_and_prepared_dir_agree(ner, ner_report, tmp_path):
-    from tagger.formats.corpus import read_corpus
+    from tagger.formats.read import read_corpus
 
     r, _ = ner_report
     corpus = read_corpus(SAMPLE / "test.conll")
@@ -407,11 +425,13 @@ def test_pos_model_accuracy_and_oov(pos, tmp_path):
     assert o["oov"]["tokens"] == o["pretrained_only"]["tokens"] + o["unknown"]["tokens"] > 0
     assert o["in_vocabulary"]["tokens"] + o["oov"]["tokens"] == r["tokens"]
     assert o["pretrained_only"]["tokens"] == 0  # --embeddings none keeps no pretrained-only words
-    acc = (o["in_vocabulary"]["accuracy"] * o["in_vocabulary"]["tokens"] + o["oov"]["accuracy"] * o["oov"]["tokens"]) / r["tokens"]
+    iv, ov = o["in_vocabulary"], o["oov"]
+    acc = (iv["accuracy"] * iv["tokens"] + ov["accuracy"] * ov["tokens"]) / r["tokens"]
     assert acc == pytest.approx(r["accuracy"])
     assert r["errors"]["top"] and r["errors"]["top"][0]["count"] >= r["errors"]["top"][-1]["count"]
     toks, gold, pred = read_predictions(tmp_path / "R" / "predictions.conll")
-    assert sum(a == b for g, p in zip(gold, pred) for a, b in zip(g, p)) / r["tokens"] == pytest.approx(r["accuracy"])
+    same = sum(a == b for g, p in zip(gold, pred, strict=True) for a, b in zip(g, p, strict=True))
+    assert same / r["tokens"] == pytest.approx(r["accuracy"])
     assert (tmp_path / "R" / "confusion.png").read_bytes()[:8] == PNG_MAGIC
     # the format flags override the model's defaults: column 2 holds chunk tags
     chunks = evaluate(model, SAMPLE / "test.conll", threads=1, label_column=2)

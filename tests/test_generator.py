@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from tagger import modeldir
 from tagger.cli import main
-from tagger.errors import ModelError, TaggerError
 from tagger.commands.generate import (
     EOS,
     EOS_ID,
@@ -23,21 +22,19 @@ from tagger.commands.generate import (
     UNK_ID,
     Generator,
     GeneratorOptions,
-    LMConfig,
     LMVocab,
-    LSTMLanguageModel,
     batchify,
-    default_cutoffs,
-    detect_text_format,
     filter_logits,
     perplexity_from,
-    read_sentences,
     stream,
-    stream_log_likelihood,
     train_generator,
     trigram_baseline,
 )
+from tagger.errors import ModelError, TaggerError
+from tagger.formats.detect import detect_text_format
+from tagger.formats.read import read_sentences
 from tagger.kneser_ney import KneserNeyTrigram
+from tagger.nn.language_model import LMConfig, LSTMLanguageModel, default_cutoffs, stream_log_likelihood
 
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
 CHAIN = "a b c d e f g h".split()
@@ -60,7 +57,8 @@ def test_detects_conll_and_text(tmp_path):
     text = tmp_path / "t.txt"
     text.write_text("the cat sat .\nthe cat sat on the mat .\n\nthe dog ran .\n")
     assert detect_text_format(text) == "text"
-    assert read_sentences(text) == [["the", "cat", "sat", "."], "the cat sat on the mat .".split(), ["the", "dog", "ran", "."]]
+    assert read_sentences(text) == [["the", "cat", "sat", "."], "the cat sat on the mat .".split(),
+                                    ["the", "dog", "ran", "."]]
     same = tmp_path / "same.txt"  # equal-length lines in blocks look like CoNLL: --format text decides
     same.write_text("the cat sat .\nthe dog ran .\n\na b c d\n")
     assert detect_text_format(same) == "conll"
@@ -69,7 +67,8 @@ def test_detects_conll_and_text(tmp_path):
     assert len(conll) == 400 and all(len(s) > 0 for s in conll)
     assert all(not t.startswith(("B-", "I-")) for s in conll for t in s)  # the token column, not labels
     conllu = tmp_path / "x.conllu"
-    conllu.write_text("# text = Hi there\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n2\tthere\tthere\tADV\tRB\t_\t1\tadvmod\t_\t_\n\n")
+    conllu.write_text("# text = Hi there\n1\tHi\thi\tINTJ\tUH\t_\t0\troot\t_\t_\n"
+                      "2\tthere\tthere\tADV\tRB\t_\t1\tadvmod\t_\t_\n\n")
     assert read_sentences(conllu) == [["Hi", "there"]]
 
 
@@ -221,7 +220,8 @@ def test_cli_train_sample_evaluate(tmp_path):
     held = tmp_path / "held.txt"
     held.write_text("a b c d e f g h\na b c x\n")
     runner = CliRunner()
-    flags = ["--embeddings", "none", "--embedding-dim", "16", "--hidden", "16", "--dropout", "0", "--bptt", "8", "--batch-size", "4",
+    flags = ["--embeddings", "none", "--embedding-dim", "16", "--hidden", "16", "--dropout", "0", "--bptt", "8",
+             "--batch-size", "4",
              "--epochs", "25", "--lr", "0.02", "--min-count", "1", "--threads", "1", "-q"]
     res = runner.invoke(main, ["generate", "train", "--text", str(text), "--dev", str(held),
                                "--out", str(tmp_path / "lm"), *flags])
@@ -229,8 +229,8 @@ def test_cli_train_sample_evaluate(tmp_path):
     res = runner.invoke(main, ["generate", "sample", str(tmp_path / "lm"), "--seed-text", "b c", "--words", "4",
                                "--temperature", "0"])
     assert res.exit_code == 0 and res.stdout.strip() == "b c d e f g"
-    s1 = runner.invoke(main, ["generate", "sample", str(tmp_path / "lm"), "--words", "12", "--seed", "5", "--top-p", "0.9", "--json"])
-    s2 = runner.invoke(main, ["generate", "sample", str(tmp_path / "lm"), "--words", "12", "--seed", "5", "--top-p", "0.9", "--json"])
+    sample = ["generate", "sample", str(tmp_path / "lm"), "--words", "12", "--seed", "5", "--top-p", "0.9", "--json"]
+    s1, s2 = runner.invoke(main, sample), runner.invoke(main, sample)
     assert s1.exit_code == 0 and s1.stdout == s2.stdout and json.loads(s1.stdout)["generated"]
     res = runner.invoke(main, ["generate", "evaluate", str(tmp_path / "lm"), "--text", str(held),
                                "--baseline-train", str(text)])
@@ -258,3 +258,44 @@ def test_cli_wrong_kind_and_bad_input_exit_2(tmp_path):
     bad.write_bytes(b"fine line\ncaf\xe9\n")
     res = runner.invoke(main, ["generate", "train", "--text", str(bad), "--out", str(tmp_path / "lm")])
     assert res.exit_code == 2 and f"{bad}:2" in res.output
+
+
+# --------------------------------------------------------------------------- resume
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_uninterrupted(tmp_path):
+    """Killed mid-run and resumed: the same perplexities, learning-rate decays and weights, bit for bit."""
+    from resume_util import assert_same_run, kill_after, metrics, metrics_lines, run
+
+    args = ["generate", "train", "--text", SAMPLE / "train.conll", "--dev", SAMPLE / "news.txt", "--embeddings", "none",
+            "--embedding-dim", 32, "--hidden", 64, "--bptt", 10, "--batch-size", 8, "--epochs", 8, "--min-count", 1,
+            "--lr", "0.03", "--lr-decay", "0.5", "--seed", 3, "--threads", 1, "-q"]
+    full = run(*args, "--out", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    assert len({r["lr"] for r in metrics(tmp_path / "full")}) > 1  # the plateau decay is part of what resumes
+    killed = tmp_path / "killed"
+    kill_after([*args, "--out", killed], killed, lines=2)
+    assert 2 <= metrics_lines(killed) < 8
+    bad = run(*args, "--out", killed, "--resume", "--bptt", 20)
+    assert bad.returncode == 2 and "--bptt 20 conflicts with the saved configuration (bptt = 10)" in bad.stderr
+    res = run(*args, "--out", killed, "--resume")
+    assert res.returncode == 0, res.stderr
+    assert_same_run(killed, tmp_path / "full")
+    a, b = (Generator.load(d) for d in (killed, tmp_path / "full"))
+    assert a.sample("the", words=8, seed=2).tokens == b.sample("the", words=8, seed=2).tokens
+
+
+def test_training_into_a_directory_and_resume_of_a_finished_run(tmp_path):
+    sents = [CHAIN] * 20
+    opts = GeneratorOptions(**{**TINY, "epochs": 2})
+    gen, summary = train_generator(sents, None, opts, out=tmp_path / "lm")
+    assert summary["epochs"] == 2 and summary["best_dev"] is None
+    back = Generator.load(tmp_path / "lm")
+    assert back.sample("a b", words=4, temperature=0).tokens == gen.sample("a b", words=4, temperature=0).tokens
+    _, again = train_generator(sents, None, None, out=tmp_path / "lm", resume=True)  # finished: nothing to do
+    assert again["epochs"] == 2
+    _, more = train_generator(sents, None, None, out=tmp_path / "lm", resume=True, given={"epochs": 3})
+    assert more["epochs"] == 3
+    with pytest.raises(TaggerError, match="training data differ from those of the saved run"):
+        train_generator([["x", "y"]] * 20, None, None, out=tmp_path / "lm", resume=True, given={"epochs": 4})

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT, SAMPLE, SHARED, needs_shared
+
 from tagger.cli import main
 from tagger.errors import TaggerError
-from tagger.pipeline.runner import PipelineFailed, load_pipeline, run_pipeline
+from tagger.pipeline.runner import PipelineFailed, run_pipeline
+from tagger.pipeline.spec import load_pipeline
 
 PIPELINES = ROOT / "pipelines"
 HAS = set(main.commands)
@@ -79,7 +80,7 @@ def test_skip_rerun_downstream_and_force(tmp_path, corpus):
     p = _write(tmp_path, _two_branches(corpus))
     wd = tmp_path / "runs"
     ev = {"evaluate_a": "ran"} if "evaluate" in HAS else {}
-    s = run_pipeline(p, workdir=wd)
+    s = run_pipeline(p, workdir=wd, commands=main)
     assert _statuses(s) == {"prep_a": "ran", "train_a": "ran", "prep_b": "ran", **ev}
     assert (wd / ".stamps" / "train_a.json").is_file() and (wd / "train_a" / "train_summary.json").is_file()
     saved = json.loads((wd / "summary.json").read_text())
@@ -89,37 +90,37 @@ def test_skip_rerun_downstream_and_force(tmp_path, corpus):
     assert metrics["train_a"]["name"] == "dev f1" and 0 <= metrics["train_a"]["value"] <= 1
 
     # Nothing changed: everything is skipped.
-    s = run_pipeline(p, workdir=wd)
+    s = run_pipeline(p, workdir=wd, commands=main)
     assert set(_statuses(s).values()) == {"skipped"}
 
     # Changing prep_b's input reruns prep_b only.
     with open(corpus / "b.conll", "a") as fh:
         fh.write("\nExtra NN I-NP O\n")
-    s = run_pipeline(p, workdir=wd)
+    s = run_pipeline(p, workdir=wd, commands=main)
     assert _statuses(s) == {"prep_a": "skipped", "train_a": "skipped", "prep_b": "ran",
                             **{k: "skipped" for k in ev}}
     assert "b.conll" in s["stages"][2]["reason"]
 
     if ev:  # the test file is read by evaluate only
         _tiny(SAMPLE / "test.conll", corpus / "test.conll", 9)
-        s = run_pipeline(p, workdir=wd)
+        s = run_pipeline(p, workdir=wd, commands=main)
         assert _statuses(s) == {"prep_a": "skipped", "train_a": "skipped", "prep_b": "skipped", "evaluate_a": "ran"}
 
     # --force STAGE reruns it and, as its output changes, what depends on it.
-    s = run_pipeline(p, workdir=wd, force="prep_a", until_stage="train_a")
+    s = run_pipeline(p, workdir=wd, force="prep_a", until_stage="train_a", commands=main)
     assert _statuses(s) == {"prep_a": "ran", "train_a": "ran", "prep_b": "not selected",
                             **{k: "not selected" for k in ev}}
     # --force (all) in a dry run: everything would run; the dry run changes nothing.
-    s = run_pipeline(p, workdir=wd, force=True, dry_run=True)
+    s = run_pipeline(p, workdir=wd, force=True, dry_run=True, commands=main)
     assert set(_statuses(s).values()) == {"would run"}
-    s = run_pipeline(p, workdir=wd, from_stage="prep_b", dry_run=True)
+    s = run_pipeline(p, workdir=wd, from_stage="prep_b", dry_run=True, commands=main)
     assert _statuses(s) == {"prep_a": "not selected", "train_a": "not selected", "prep_b": "up to date",
                             **{k: "would run" for k in ev}}  # evaluate_a: train_a reran since
     # A deleted output reruns its stage.
     import shutil
 
     shutil.rmtree(wd / "prep_b")
-    s = run_pipeline(p, workdir=wd, from_stage="prep_b", until_stage="prep_b")
+    s = run_pipeline(p, workdir=wd, from_stage="prep_b", until_stage="prep_b", commands=main)
     assert _statuses(s)["prep_b"] == "ran" and s["stages"][2]["reason"] == "output missing"
 
 
@@ -157,7 +158,7 @@ def test_failing_stage_stops_and_keeps_earlier_outputs(tmp_path, corpus):
     assert saved["status"] == "failed"
     assert _statuses(saved) == {"prep": "ran", "train": "failed", "prep2": "not run"}
     with pytest.raises(PipelineFailed) as exc:
-        run_pipeline(p, workdir=wd)
+        run_pipeline(p, workdir=wd, commands=main)
     assert exc.value.exit_code == 2 and _statuses(exc.value.summary)["prep"] == "skipped"
 
 
@@ -222,7 +223,7 @@ def test_validation_runs_before_anything(tmp_path, corpus):
     """A mistake in the last stage stops the pipeline before the first one runs."""
     p = _write(tmp_path, GOOD.replace("epochs = 1", "epochs = 1\nbogus = 2").format(data=corpus))
     with pytest.raises(TaggerError, match=r"stages\[1\]\.options\.bogus"):
-        run_pipeline(p, workdir=tmp_path / "w")
+        run_pipeline(p, workdir=tmp_path / "w", commands=main)
     assert not (tmp_path / "w").exists()
 
 
@@ -245,7 +246,7 @@ def test_variables_from_vars_env_and_set(tmp_path, corpus, monkeypatch):
     p = Path("sub/p.toml")
 
     def train_arg(**kw) -> str:
-        st = load_pipeline(p, workdir="w", **kw).stages[0]
+        st = load_pipeline(p, workdir="w", **kw, commands=main).stages[0]
         return st.argv[st.argv.index("--train") + 1]
 
     monkeypatch.delenv("DATA", raising=False)
@@ -257,7 +258,7 @@ def test_variables_from_vars_env_and_set(tmp_path, corpus, monkeypatch):
     # --set wins over the environment; its relative paths are relative to the current directory.
     assert Path(train_arg(env={"DATA": "/nowhere"}, sets={"DATA": "other"})) == Path("other/a.conll")
     with pytest.raises(TaggerError, match=r"--set DATTA: .* no variable DATTA \(did you mean 'DATA'\?\)"):
-        load_pipeline(p, sets={"DATTA": "x"}, env={})
+        load_pipeline(p, sets={"DATTA": "x"}, env={}, commands=main)
     # Through the CLI: --set and the environment, shown in the dry run.
     r = CliRunner().invoke(main, ["run", str(p), "--dry-run", "--set", "DATA=other"])
     assert r.exit_code == 0 and "--train other/a.conll" in r.output, r.output
@@ -272,7 +273,7 @@ def test_option_mapping_numbers_flags_and_literal_dollar(tmp_path, corpus):
     text = GOOD.format(data=corpus).replace("epochs = 1", 'epochs = "${N}"\nlr = 0.1\ncrf = false\nquiet = true')
     text = text.replace("[vars]", "[vars]\nN = 3").replace('embeddings = "none"', 'embeddings = "$${X}"')
     text = text.replace('name = "prep"', 'name = "prep.v1"').replace("stages.prep.out", "stages.prep.v1.out")
-    prep, train = load_pipeline(_write(tmp_path, text), workdir=tmp_path / "w", env={}).stages
+    prep, train = load_pipeline(_write(tmp_path, text), workdir=tmp_path / "w", env={}, commands=main).stages
     assert prep.argv[2:4] == ["--embeddings", "${X}"]
     assert train.argv == [str(tmp_path / "w" / "prep.v1"), "--epochs", "3", "--lr", "0.1", "--no-crf", "--quiet",
                           "--out", str(tmp_path / "w" / "train"), "--force"]
@@ -289,7 +290,7 @@ def _needs(*commands):
 
 @_needs("evaluate", "annotate")
 def test_sample_pipeline_validates():
-    pipe = load_pipeline(PIPELINES / "sample.toml", env={})
+    pipe = load_pipeline(PIPELINES / "sample.toml", env={}, commands=main)
     assert [s.name for s in pipe.stages] == ["prepare", "train", "evaluate", "annotate"]
     assert pipe.workdir == Path("runs/sample")
     assert Path(pipe.stages[0].argv[1]).resolve() == (SAMPLE / "train.conll").resolve()
@@ -309,7 +310,7 @@ def test_shared_pipelines_need_data(name, monkeypatch):
 @_needs("evaluate", "annotate")
 @pytest.mark.parametrize("name", ["conll2003-ner", "conll2000-chunk", "ud-english-lines-upos"])
 def test_shared_pipelines_validate(name):
-    pipe = load_pipeline(PIPELINES / f"{name}.toml", sets={"DATA": str(SHARED)}, env={})
+    pipe = load_pipeline(PIPELINES / f"{name}.toml", sets={"DATA": str(SHARED)}, env={}, commands=main)
     assert pipe.stages[0].command == "prepare" and pipe.stages[1].command == "train"
 
 
@@ -333,6 +334,36 @@ def test_tiny_end_to_end(tmp_path, corpus):
     assert saved["stages"][2]["metric"]["name"] == "f1"
     assert (wd / "annotate" / "news.jsonl").is_file() and (wd / "evaluate" / "metrics.json").is_file()
     lines = r.output.splitlines()
-    assert any(l.startswith("evaluate") and " f1 " in l for l in lines), r.output
+    assert any(line.startswith("evaluate") and " f1 " in line for line in lines), r.output
     r = CliRunner().invoke(main, ["run", str(p), "--workdir", str(wd)])
     assert r.exit_code == 0 and r.output.count("skipped (up to date)") == 4
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+def test_inputs_are_the_declared_parameters(tmp_path):
+    """What a stage reads is what its command declares (InputPath), resolved next to the file."""
+    sub = tmp_path / "sub"
+    (sub / "d").mkdir(parents=True)
+    (sub / "d" / "pos.txt").write_text("good\n")
+    (sub / "d" / "vec.txt").write_text("good 0.1 0.2\n")
+    (sub / "prep").mkdir()
+    text = ('[[stages]]\nname = "clf"\ncommand = "classify train"\n[stages.options]\n'
+            'label_file = ["pos=d/pos.txt"]\nembeddings = "d/vec.txt"\n')
+    p = _write(sub, text)
+    (clf,) = load_pipeline(p, workdir=tmp_path / "w", env={}, commands=main).stages
+    assert clf.argv[:4] == ["--label-file", f"pos={sub}/d/pos.txt", "--embeddings", f"{sub}/d/vec.txt"]
+    assert [i.path for i in clf.inputs] == [f"{sub}/d/pos.txt", f"{sub}/d/vec.txt"]
+    # a name, not a path: left to the command
+    p = _write(sub, text.replace('"d/vec.txt"', '"glove-6b-50d"'))
+    (clf,) = load_pipeline(p, workdir=tmp_path / "w", env={}, commands=main).stages
+    assert "glove-6b-50d" in clf.argv and len(clf.inputs) == 1
+    # DIR:split names the directory DIR
+    ev = ('[[stages]]\nname = "ev"\ncommand = "evaluate"\nargs = ["prep"]\n[stages.options]\ndata = "prep:dev"\n')
+    (st,) = load_pipeline(_write(sub, ev), workdir=tmp_path / "w", env={}, commands=main).stages
+    assert st.argv[1:3] == ["--data", f"{sub}/prep:dev"] and [i.path for i in st.inputs] == [f"{sub}/prep"] * 2
+    # the pipeline runner itself is no stage
+    p = _write(sub, '[[stages]]\nname = "r"\ncommand = "run"\n')
+    with pytest.raises(TaggerError, match=r"stages\[0\]\.command: a pipeline cannot run 'run'"):
+        load_pipeline(p, commands=main)

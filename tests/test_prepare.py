@@ -8,10 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import SAMPLE, SHARED, needs_shared
+
+from tagger.commands.prepare import PrepareOptions, prepare
 from tagger.errors import TaggerError
-from tagger.commands.prepare import PrepareOptions, load_prepared, prepare
+from tagger.prepared import load_prepared
 
 
 def opts(**kw):
@@ -30,7 +31,7 @@ def test_prepare_sample(tmp_path):
     assert all(len(h) == 64 for h in m["inputs"].values())
     p = load_prepared(tmp_path / "P")
     toks, labels = p.sentences("train")
-    assert len(toks) == 400 and any(l.startswith("S-") for s in labels for l in s)
+    assert len(toks) == 400 and any(lab.startswith("S-") for s in labels for lab in s)
     assert p.matrix.shape == (len(p.words), 20)
     assert json.loads((tmp_path / "P" / "prepare.json").read_text())["splits"]["dev"]["sentences"] == 100
 
@@ -72,7 +73,7 @@ def test_pos_task_is_plain(tmp_path):
 def test_dev_fraction_is_seeded(tmp_path):
     o = opts(dev=None, dev_fraction=0.2, seed=7)
     a = prepare(o, tmp_path / "A")
-    b = prepare(opts(dev=None, dev_fraction=0.2, seed=7), tmp_path / "B")
+    prepare(opts(dev=None, dev_fraction=0.2, seed=7), tmp_path / "B")
     assert a["splits"]["dev"]["sentences"] == 80 and a["splits"]["train"]["sentences"] == 320
     pa, pb = load_prepared(tmp_path / "A"), load_prepared(tmp_path / "B")
     assert pa.sentences("dev")[0] == pb.sentences("dev")[0]
@@ -93,7 +94,8 @@ def test_pretrained_only_words_are_kept(tmp_path):
 def test_bad_line_fails_and_writes_nothing(tmp_path):
     lines = (SAMPLE / "train.conll").read_text().splitlines()
     # break a token line inside the 5th sentence
-    starts = [i for i, l in enumerate(lines) if l and not l.startswith("-DOCSTART-") and (i == 0 or not lines[i - 1])]
+    starts = [i for i, line in enumerate(lines)
+              if line and not line.startswith("-DOCSTART-") and (i == 0 or not lines[i - 1])]
     bad_line = starts[4] + 1
     lines[bad_line] = lines[bad_line].rsplit(" ", 1)[0]
     f = tmp_path / "bad.conll"

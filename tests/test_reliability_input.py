@@ -22,12 +22,23 @@ import signal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reliability_util import (
+    assert_clean_exit_2,
+    classifier_model,
+    generator_model,
+    invoke,
+    prepared_dir,
+    tagger_model,
+    write_case_counts,
+)
 
-from reliability_util import (assert_clean_exit_2, classifier_model, generator_model, invoke, prepared_dir, tagger_model,
-                              write_case_counts)
-from tagger.formats.corpus import iter_conll, iter_conllu, read_corpus
+from tagger.commands.annotate.items import read_items
 from tagger.errors import InputError, TaggerError
+from tagger.formats.conll import iter_conll
+from tagger.formats.conllu import iter_conllu
+from tagger.formats.read import read_corpus
 
 EXAMPLES = int(os.environ.get("TAGGER_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
@@ -138,10 +149,10 @@ def conllu_docs(draw):
     doc, doc_has = 0, False
     for k in range(draw(st.integers(0, 4))):
         if draw(st.integers(0, 3)) == 0:
-            lines.append("# newdoc id = d%d" % k)
+            lines.append(f"# newdoc id = d{k}")
             if doc_has:
                 doc, doc_has = doc + 1, False
-        lines += ["# sent_id = %d" % k, "# text = whatever # it says"]
+        lines += [f"# sent_id = {k}", "# text = whatever # it says"]
         toks, labs = [], []
         n = draw(st.integers(1, 6))
         for i in range(1, n + 1):
@@ -235,7 +246,7 @@ def _decoded(lines: list[bytes]):
 
 
 def conll_oracle(data: bytes):
-    """(sentences, line of the first error or None) for tagger.formats.corpus.iter_conll (label = last column)."""
+    """(sentences, line of the first error or None) for tagger.formats.conll.iter_conll (label = last column)."""
     sents, toks, labs = [], [], []
     ncols = None
     doc, doc_has = 0, False
@@ -289,7 +300,7 @@ def conllu_oracle(data: bytes):
     for i, text in _decoded(split_lines(data)):
         if text is None:
             return sents, i
-        if not text.strip():
+        if not text.strip(" \t\x0b\x0c"):  # blank: ASCII whitespace only, as the columns of CoNLL
             flush()
             continue
         if text.startswith("#"):
@@ -336,11 +347,12 @@ def test_conllu_garbage_token_ids(tmp_path):
     for ident in ["1-x", "-", "a.b", "1.", ".1", "1-2-3", "x", "1a", "", "²"]:
         data = ("1" + row + ident + row + "2" + row).encode()
         path = _file(tmp_path, "g.conllu", data)
-        check_outcome("corpus conllu", path, lambda: [(s.tokens, s.labels, s.doc) for s in iter_conllu(path)],
+        check_outcome("corpus conllu", path,
+                      lambda path=path: [(s.tokens, s.labels, s.doc) for s in iter_conllu(path)],
                       conllu_oracle(data), None)
         # annotate's reader agrees: the bad ID on line 2 is an error, never copied through untagged
         with pytest.raises(InputError) as info:
-            list(_annotate().read_conllu(io.BytesIO(data), "g.conllu"))
+            list(read_items("conllu", io.BytesIO(data), "g.conllu"))
         assert info.value.line == 2 and "bad token ID" in str(info.value)
 
 
@@ -399,20 +411,20 @@ def test_fuzz_conll_token_only_reader(fuzzdir, case):
 # --------------------------------------------------------------------------- annotate readers
 
 
-def _annotate():
-    return pytest.importorskip("tagger.commands.annotate", reason="tagger annotate is not written yet")
+def _body(i: int, raw: bytes) -> bytes:
+    """A line without the byte-order marks that may start the file."""
+    while i == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    return raw
 
 
 def annotate_conll_oracle(data: bytes):
-    """Token lists per the documented rules of tagger.commands.annotate.read_conll (it never fails)."""
+    """Token lists per the documented rules of tagger.formats.conll.read_conll, lenient as annotate reads
+    (it never fails)."""
     sents, toks = [], []
     ncols = None
     for i, raw in enumerate(split_lines(data), 1):
-        cols = raw.split()
-        if i == 1 and cols and cols[0].startswith(b"\xef\xbb\xbf"):
-            cols[0] = cols[0][3:]
-            if not cols[0]:
-                cols.pop(0)
+        cols = _body(i, raw).split()
         if not cols or cols[0] == b"-DOCSTART-":
             if toks:
                 sents.append(toks)
@@ -430,10 +442,9 @@ def annotate_conll_oracle(data: bytes):
 @FUZZ
 @given(case=inputs(conll_docs()))
 def test_fuzz_annotate_conll_reader(case):
-    a = _annotate()
     data, _ = case
     with no_hang():
-        items = list(a.read_conll(io.BytesIO(data), "f.conll"))
+        items = list(read_items("conll", io.BytesIO(data), "f.conll"))
     _count("annotate conll", "parsed")
     got = [s for it in items for s in it.sents]
     assert got == annotate_conll_oracle(data)
@@ -444,17 +455,18 @@ def test_fuzz_annotate_conll_reader(case):
 def annotate_conllu_oracle(data: bytes):
     sents, toks = [], []
     for i, raw in enumerate(split_lines(data), 1):
+        raw = _body(i, raw)
         if not raw.strip():
             if toks:
                 sents.append(toks)
                 toks = []
             continue
-        if raw.startswith(b"#") or (i == 1 and raw.startswith(b"\xef\xbb\xbf#")):
+        if raw.startswith(b"#"):
             continue
         cols = raw.split(b"\t")
         if len(cols) != 10:
             return sents, i
-        ident = cols[0][3:] if i == 1 and cols[0].startswith(b"\xef\xbb\xbf") else cols[0]
+        ident = cols[0]
         if CONLLU_SKIP.fullmatch(ident.decode("latin-1")):
             continue
         if not ident.isdigit():
@@ -468,12 +480,11 @@ def annotate_conllu_oracle(data: bytes):
 @FUZZ
 @given(case=inputs(conllu_docs()))
 def test_fuzz_annotate_conllu_reader(case):
-    a = _annotate()
     data, _ = case
     want, err = annotate_conllu_oracle(data)
     try:
         with no_hang():
-            items = list(a.read_conllu(io.BytesIO(data), "f.conllu"))
+            items = list(read_items("conllu", io.BytesIO(data), "f.conllu"))
     except InputError as exc:
         _count("annotate conllu", "InputError")
         assert exc.path == "f.conllu" and exc.line == err, (exc, err)
@@ -494,10 +505,9 @@ def token_lines(draw):
 @given(case=st.one_of(token_lines(), token_lines().flatmap(lambda d: mutated(d[0]).map(lambda m: (m, None)))))
 def test_fuzz_annotate_tokens_reader(case):
     """One record per line, always: undecodable lines become error records, never dropped."""
-    a = _annotate()
     data, _ = case
     with no_hang():
-        items = list(a.read_tokens(io.BytesIO(data), "f.tok"))
+        items = list(read_items("tokens", io.BytesIO(data), "f.tok"))
     _count("annotate tokens", "parsed")
     lines = split_lines(data)
     assert len(items) == len(lines)
@@ -517,7 +527,10 @@ def jsonl_records(draw):
     for _ in range(draw(st.integers(0, 6))):
         kind = draw(st.integers(0, 3))
         if kind == 0:
-            recs.append(json.dumps({"id": draw(st.integers()), "text": draw(st.text(st.sampled_from(TOKEN_CHARS + [" ", ".", "\n"]), max_size=40))}, ensure_ascii=draw(st.booleans())))
+            recs.append(json.dumps(
+                {"id": draw(st.integers()),
+                 "text": draw(st.text(st.sampled_from(TOKEN_CHARS + [" ", ".", "\n"]), max_size=40))},
+                ensure_ascii=draw(st.booleans())))
         elif kind == 1:
             recs.append(json.dumps({"tokens": [_visible(draw(token_text)) for _ in range(draw(st.integers(0, 5)))]}))
         elif kind == 2:
@@ -534,10 +547,9 @@ def jsonl_records(draw):
 @given(case=st.one_of(jsonl_records(), jsonl_records().flatmap(lambda d: mutated(d[0]).map(lambda m: (m, None)))))
 def test_fuzz_annotate_jsonl_reader(case):
     """One item per non-blank line: a record, or an error record naming the line."""
-    a = _annotate()
     data, _ = case
     with no_hang():
-        items = list(a.read_jsonl(io.BytesIO(data), "f.jsonl"))
+        items = list(read_items("jsonl", io.BytesIO(data), "f.jsonl"))
     _count("annotate jsonl", "parsed")
     nonblank = []
     for i, raw in enumerate(split_lines(data), 1):
@@ -565,11 +577,10 @@ def raw_texts(draw):
 @given(case=st.one_of(raw_texts(), raw_texts().flatmap(lambda d: mutated(d[0]).map(lambda m: (m, None)))))
 def test_fuzz_annotate_text_reader(case):
     """Raw text: every non-space character ends up in exactly one token, or one error with its line."""
-    a = _annotate()
     data, _ = case
     try:
         with no_hang():
-            items = list(a.read_text(io.BytesIO(data), "f.txt"))
+            items = list(read_items("text", io.BytesIO(data), "f.txt"))
     except InputError as exc:
         _count("annotate text", "InputError")
         bad = next(i for i, raw in enumerate(split_lines(data) or [data], 1) if not _utf8(raw))
@@ -589,7 +600,7 @@ def test_annotate_text_decoding_error_names_the_exact_line(eol, bad_line):
     lines[bad_line - 1] = lines[bad_line - 1].replace(b"some", b"s\xffome")
     data = eol.join(lines) + eol
     with pytest.raises(InputError) as info:
-        list(_annotate().read_text(io.BytesIO(data), "big.txt"))
+        list(read_items("text", io.BytesIO(data), "big.txt"))
     assert info.value.path == "big.txt" and info.value.line == bad_line
     assert "\\xff" in str(info.value) and "--encoding" in str(info.value)
     _count("annotate text", "InputError")
@@ -598,7 +609,7 @@ def test_annotate_text_decoding_error_names_the_exact_line(eol, bad_line):
 def test_annotate_text_truncated_character_at_the_end():
     data = b"Peter went home .\nShe said \xc3"  # the file ends in the middle of a UTF-8 sequence
     with pytest.raises(InputError) as info:
-        list(_annotate().read_text(io.BytesIO(data), "t.txt"))
+        list(read_items("text", io.BytesIO(data), "t.txt"))
     assert info.value.line == 2
     _count("annotate text", "InputError")
 
@@ -620,7 +631,7 @@ def _utf8(raw: bytes) -> bool:
 
 
 def _classifier():
-    return pytest.importorskip("tagger.commands.classify", reason="tagger classify is not written yet")
+    return pytest.importorskip("tagger.formats.examples", reason="tagger classify is not written yet")
 
 
 @st.composite
@@ -713,7 +724,8 @@ def labelled_jsonl(draw):
     for _ in range(draw(st.integers(0, 6))):
         if draw(st.integers(0, 5)) == 0:
             recs.append(draw(st.sampled_from(["", "{\"text\": \"x\"}", "{\"label\": \"pos\"}", "[]",
-                                              "{\"text\": \"x\", \"label\": \" \"}", "{\"text\": \"x\", \"label\": 1.5}"])))
+                                              "{\"text\": \"x\", \"label\": \" \"}",
+                                              "{\"text\": \"x\", \"label\": 1.5}"])))
             continue
         rec = {"text": draw(st.text(st.sampled_from(TOKEN_CHARS + [" ", "\n", "\t"]), max_size=30)),
                "label": draw(st.one_of(st.sampled_from(LABELS + ["pos", "neg"]), st.integers(-5, 5), st.booleans()))}
@@ -793,7 +805,7 @@ def test_fuzz_classifier_csv_and_lines_readers(fuzzdir, case, need_label):
 @FUZZ
 @given(case=st.one_of(token_lines(), token_lines().flatmap(lambda d: mutated(d[0]).map(lambda m: (m, None)))))
 def test_fuzz_generator_text_reader(fuzzdir, case):
-    g = pytest.importorskip("tagger.commands.generate", reason="tagger generate is not written yet")
+    g = pytest.importorskip("tagger.formats.read", reason="tagger generate is not written yet")
     data, _ = case
     path = _file(fuzzdir, "f.txt", data)
     want, err = [], None
@@ -819,8 +831,9 @@ def test_fuzz_generator_text_reader(fuzzdir, case):
 
 def test_only_docstart_and_empty_files(tmp_path):
     for name, data in [("empty.conll", b""), ("docstart.conll", b"-DOCSTART- -X- -X- O\n\n"),
-                       ("docstarts.conll", b"-DOCSTART- -X- O\r\n\r\n-DOCSTART- -X- O"), ("blank.conll", b"\n \n\t\n"),
-                       ("bom.conll", b"\xef\xbb\xbf"), ("empty.conllu", b""), ("comments.conllu", b"# sent_id = 1\n\n")]:
+                       ("docstarts.conll", b"-DOCSTART- -X- O\r\n\r\n-DOCSTART- -X- O"),
+                       ("blank.conll", b"\n \n\t\n"), ("bom.conll", b"\xef\xbb\xbf"), ("empty.conllu", b""),
+                       ("comments.conllu", b"# sent_id = 1\n\n")]:
         p = _file(tmp_path, name, data)
         with pytest.raises(InputError, match="empty|no sentences") as info:
             read_corpus(p)
@@ -829,7 +842,8 @@ def test_only_docstart_and_empty_files(tmp_path):
 
 
 def test_unusual_labels_are_kept_verbatim(tmp_path):
-    p = _file(tmp_path, "l.conll", "Star B-creative-work\nWars I-creative-work\n\nParis I-ORG|LOC\n\n東京 B-東京\n".encode())
+    p = _file(tmp_path, "l.conll",
+              "Star B-creative-work\nWars I-creative-work\n\nParis I-ORG|LOC\n\n東京 B-東京\n".encode())
     c = read_corpus(p)
     assert [s.labels for s in c.sentences] == [["B-creative-work", "I-creative-work"], ["I-ORG|LOC"], ["B-東京"]]
     _count("whole-file cases", "parsed")
@@ -837,10 +851,11 @@ def test_unusual_labels_are_kept_verbatim(tmp_path):
 
 def test_prepare_with_unusual_labels(tmp_path):
     """Hyphenated entity types survive scheme conversion; a '|' label is a type, not two."""
-    from tagger.commands.prepare import PrepareOptions, load_prepared, prepare
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.prepared import load_prepared
 
-    p = _file(tmp_path, "l.conll", ("Star B-creative-work\nWars I-creative-work\nin O\nParis B-ORG|LOC\n\n"
-                                    "Bonn B-ORG|LOC\nis O\n\n").encode())
+    p = _file(tmp_path, "l.conll", (b"Star B-creative-work\nWars I-creative-work\nin O\nParis B-ORG|LOC\n\n"
+                                    b"Bonn B-ORG|LOC\nis O\n\n"))
     prepare(PrepareOptions(train=str(p), embeddings="none", embedding_dim=4), tmp_path / "P")
     prep = load_prepared(tmp_path / "P")
     _, labels = prep.sentences("train")
@@ -881,19 +896,18 @@ def test_100k_token_sentence_and_long_lines(tmp_path):
 
 
 def test_100k_token_inputs_in_other_readers(tmp_path):
-    a = _annotate()
     c = _classifier()
     n = 100_000
     line = b" ".join(b"w%d" % i for i in range(n)) + b"\n"
     with no_hang(60):
-        items = list(a.read_tokens(io.BytesIO(line), "x.tok"))
+        items = list(read_items("tokens", io.BytesIO(line), "x.tok"))
     assert sum(len(s) for it in items for s in it.sents) == n
     text = b"".join(b"word%d and more%d .\n" % (i, i) for i in range(n // 3)) + b"end .\n"
     with no_hang(120):
-        items = list(a.read_text(io.BytesIO(text), "x.txt"))
+        items = list(read_items("text", io.BytesIO(text), "x.txt"))
     assert sum(len(s) for it in items for s in it.sents) == 4 * (n // 3) + 2
     with no_hang(60):
-        items = list(a.read_jsonl(io.BytesIO(json.dumps({"tokens": ["t"] * n}).encode()), "x.jsonl"))
+        items = list(read_items("jsonl", io.BytesIO(json.dumps({"tokens": ["t"] * n}).encode()), "x.jsonl"))
     assert sum(len(s) for it in items for s in it.sents) == n
     p = _file(tmp_path, "x.tsv", line.rstrip(b"\n") + b"\tpos\n")
     with no_hang(60):
@@ -907,11 +921,10 @@ def test_raw_text_line_longer_than_64k_chars():
 
     (It took 44 s for 12,000 words, minutes for more, before textproc.iter_pieces was fixed.)
     """
-    a = _annotate()
     n = 12_000
     text = b" ".join(b"word%d" % i for i in range(n)) + b"\n"
     with no_hang(20):
-        items = list(a.read_text(io.BytesIO(text), "x.txt"))
+        items = list(read_items("text", io.BytesIO(text), "x.txt"))
     assert sum(len(s) for it in items for s in it.sents) == n
     _count("long inputs", "parsed")
 
@@ -945,15 +958,14 @@ def test_pathological_json_classifier(tmp_path, name):
 @pytest.mark.parametrize("name", list(PATHOLOGICAL_JSON))
 def test_pathological_json_annotate(models, tmp_path, name):
     """annotate keeps one output record per input record, an error record for a bad one, no crash."""
-    a = _annotate()
     payload = PATHOLOGICAL_JSON[name]
     with no_hang(60):
-        items = list(a.read_jsonl(io.BytesIO(payload), "x.jsonl"))
-    assert len(items) == len([l for l in payload.splitlines() if l.strip()])
+        items = list(read_items("jsonl", io.BytesIO(payload), "x.jsonl"))
+    assert len(items) == len([line for line in payload.splitlines() if line.strip()])
     src = _file(tmp_path, "x.jsonl", payload)
     code, out, exc = invoke("annotate", models["tagger"], src, "--out", tmp_path / "o.jsonl", "-q")
     assert exc is None and code in (0, 1) and "Traceback" not in out, (code, out, exc)
-    recs = [json.loads(l) for l in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
+    recs = [json.loads(line) for line in (tmp_path / "o.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(recs) == len(items)
     _count("pathological JSON", "annotated")
 
@@ -1093,7 +1105,7 @@ CLI_CASES = [
     (["classify", "predict", "{clf}", "{tmp}/missing.txt", "--out", "{out}"], None),
     (["classify", "evaluate", "{clf}", "--data", "{empty}", "--format", "tsv"], "empty"),
     (["generate", "train", "--text", "{tmp}/missing.txt", "--out", "{out}"], None),
-    (["generate", "train", "--text", "{txt}", "--out", "{out}", "--hidden", "0"], "positive"),
+    (["generate", "train", "--text", "{txt}", "--out", "{out}", "--hidden", "0"], "--hidden must be in [1, 8192]"),
     (["generate", "sample", "{gen}", "--words", "-1"], "words"),
     (["generate", "sample", "{gen}", "--temperature", "-1"], "temperature"),
     (["generate", "sample", "{gen}", "--top-p", "2"], "top-p"),
@@ -1142,9 +1154,11 @@ def test_cli_bad_input(models, files, tmp_path, monkeypatch, i):
 
 
 HF_FILES = {
-    "bad-json.jsonl": (b'{"tokens": ["a", "b"], "ner_tags": ["O", "B-PER"]}\n{"tokens": "oops"\n', "cannot load dataset"),
+    "bad-json.jsonl": (b'{"tokens": ["a", "b"], "ner_tags": ["O", "B-PER"]}\n{"tokens": "oops"\n',
+                       "cannot load dataset"),
     "mismatch.jsonl": (b'{"tokens": ["a", "b"], "ner_tags": ["O"]}\n', ":1: 2 tokens but 1 labels"),
-    "string-tokens.jsonl": (b'{"tokens": "abc", "ner_tags": ["O", "O", "O"]}\n', "must be lists"),  # was read as a, b, c
+    # was read as a, b, c
+    "string-tokens.jsonl": (b'{"tokens": "abc", "ner_tags": ["O", "O", "O"]}\n', "must be lists"),
     "scalar-labels.csv": (b'tokens,ner_tags\n"a",1\n', "must be lists"),  # was a TypeError traceback
     "empty.jsonl": (b"", None),
 }

@@ -13,7 +13,6 @@ import importlib.util
 import json
 
 import pytest
-
 from conftest import ROOT
 from reliability_util import tagger_model, write_case_counts
 

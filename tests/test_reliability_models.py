@@ -16,8 +16,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
-import tagger
 from conftest import ROOT, SAMPLE
 from reliability_util import (
     assert_clean_exit_2,
@@ -31,6 +29,8 @@ from reliability_util import (
     tagger_model,
     write_case_counts,
 )
+
+import tagger
 from tagger.errors import ModelError
 
 CASES: dict[str, int] = {}
@@ -70,10 +70,12 @@ def test_no_pickle_loading_in_the_package():
     hits = []
     for p in sorted((ROOT / "tagger").rglob("*.py")):
         for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-            if any(s in line for s in ("torch.load", "pickle.load", "pickle.Unpickler", "allow_pickle=True", "joblib.load", "dill.load")):
+            if any(s in line for s in ("torch.load", "pickle.load", "pickle.Unpickler", "allow_pickle=True",
+                                       "joblib.load", "dill.load")):
                 hits.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
     assert not hits, "\n".join(hits)
-    r = subprocess.run(["grep", "-rn", r"torch.load\|pickle.load", str(ROOT / "tagger")], capture_output=True, text=True)
+    r = subprocess.run(["grep", "-rn", r"torch.load\|pickle.load", str(ROOT / "tagger")],
+                       capture_output=True, text=True)
     assert r.stdout == ""
 
 
@@ -197,7 +199,7 @@ class _AddressSpaceLimit:
     def __enter__(self):
         self.old = resource.getrlimit(resource.RLIMIT_AS)
         with open("/proc/self/status") as fh:
-            vm = next(int(l.split()[1]) * 1024 for l in fh if l.startswith("VmSize:"))
+            vm = next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
         limit = vm + self.extra
         if self.old[1] != resource.RLIM_INFINITY:
             limit = min(limit, self.old[1])
@@ -235,7 +237,8 @@ def test_huge_sizes_are_rejected_before_allocation(kind, tmodel, cmodel, gmodel,
         except ModelError:
             pass
         except (MemoryError, RuntimeError) as exc:
-            pytest.fail(f"{kind}: tried to allocate the weights of the configuration first ({type(exc).__name__}: {exc})")
+            pytest.fail(f"{kind}: tried to allocate the weights of the configuration first "
+                        f"({type(exc).__name__}: {exc})")
         else:
             pytest.fail("loaded a model whose weights file cannot match its configuration")
     _count("huge sizes")
@@ -307,7 +310,8 @@ def test_bad_extra_word_list(content, tmodel, tmp_path):
 
 
 @pytest.mark.parametrize("target", ["/dev/zero", "/dev/urandom", "/dev/null", "/proc/self/mem", "/etc", "dangling"])
-@pytest.mark.parametrize("filename", ["model.safetensors", "extra_embeddings.safetensors", "config.json", "extra_words.json"])
+@pytest.mark.parametrize("filename",
+                         ["model.safetensors", "extra_embeddings.safetensors", "config.json", "extra_words.json"])
 def test_symlinks_to_devices(filename, target, tmodel, tmp_path):
     bad = copy_model(tmodel, tmp_path / "bad")
     (bad / filename).unlink()
@@ -443,8 +447,9 @@ def test_checkpoint_symlinked_to_a_device(tmodel, tmp_path):
 def test_crafted_train_toml_on_resume(tmodel, tmp_path):
     """train.toml of a model directory is data: absurd sizes are refused before building the model."""
     prep = _prepared_of(tmodel)
-    for text in ("[train]\nhidden = 1000000000\n", "[train]\nlayers = 1000000\n", "[train]\nchar_filters = 1000000000\n",
-                 "[train]\nepochs = '__import__(\"os\")'\n", "not toml [", "[train]\nbatch_size = -1\n"):
+    for text in ("[train]\nhidden = 1000000000\n", "[train]\nlayers = 1000000\n",
+                 "[train]\nchar_filters = 1000000000\n", "[train]\nepochs = '__import__(\"os\")'\n", "not toml [",
+                 "[train]\nbatch_size = -1\n"):
         bad = copy_model(tmodel, tmp_path / f"bad{len(list(tmp_path.iterdir()))}")
         (bad / "train.toml").write_text(text, encoding="utf-8")
         with _AddressSpaceLimit(1 << 30):

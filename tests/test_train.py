@@ -12,12 +12,12 @@ import time
 
 import pytest
 import torch
+from conftest import SAMPLE
 
 import tagger
-from conftest import SAMPLE
-from tagger.errors import ModelError, TaggerError
 from tagger.commands.prepare import PrepareOptions, prepare
 from tagger.commands.train import TrainOptions, train
+from tagger.errors import ModelError, TaggerError
 
 SMALL = dict(hidden=32, char_filters=16, epochs=3, batch_size=16, seed=3)
 
@@ -48,14 +48,14 @@ def _strip_timing(rows):
 
 
 def _metrics(path):
-    return [json.loads(l) for l in (path / "metrics.jsonl").read_text().splitlines()]
+    return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 
 
 def test_learns_the_sample(learned):
     out, summary = learned
     assert summary["best_dev"] > 0.9
     pred = tagger.load(out)
-    from tagger.commands.prepare import load_prepared
+    from tagger.prepared import load_prepared
 
     toks, gold = load_prepared(pred.config["training"]["prepared"]).sentences("train")
     preds = pred.predict(toks)
@@ -86,7 +86,7 @@ def test_predictor_api(prepared, tmp_path):
     # a word never seen in training but in the pretrained vectors keeps its pretrained vector
     idx = p.lookup("Zanzibar")
     assert idx >= p.lookup.num_trained
-    vec = p.model.embed_words(torch.tensor([[idx]]))[0, 0]
+    vec = p.model.word_embed(torch.tensor([[idx]]))[0, 0]
     torch.testing.assert_close(vec, torch.tensor([0.9, 0.9, 0.9, 0.9]))
     nb = p.predict([["Peter", "Smith", "visited", "Berlin"]], nbest=3)[0].nbest
     assert len(nb) == 3 and all(len(t) == 4 for t, _ in nb)
@@ -124,10 +124,12 @@ def test_resume_after_sigkill_matches_uninterrupted(prepared, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert len(_metrics(killed_dir)) < 5
-    bad = subprocess.run(_cli("train", prepared, "--out", killed_dir, "--resume", "--hidden", 8),
+    bad = subprocess.run(_cli("train", prepared, "--out", killed_dir, "--resume", *args, "--hidden", 8),
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "saved configuration" in bad.stderr
-    res = subprocess.run(_cli("train", prepared, "--out", killed_dir, "--resume", "--threads", 1, "-q"),
+    assert bad.returncode == 2
+    assert "--hidden 8 conflicts with the saved configuration (hidden = 32)" in bad.stderr
+    # the same command again with --resume added: every option equals its saved value
+    res = subprocess.run(_cli("train", prepared, "--out", killed_dir, "--resume", *args),
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     assert _strip_timing(_metrics(killed_dir)) == _strip_timing(_metrics(tmp_path / "full"))

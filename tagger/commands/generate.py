@@ -7,100 +7,42 @@ text, then continues from the resulting state (no fixed window), greedily (tempe
 by sampling with temperature, top-k and nucleus (top-p) filtering, seeded and reproducible.
 
 Text files hold one tokenised sentence per line; CoNLL/CoNLL-U files are detected and read
-through :mod:`tagger.formats.corpus` (token column, one sentence per block).
+through :mod:`tagger.formats.read` (token column, one sentence per block).
 Model directories use the safe :mod:`tagger.modeldir` format (``config.json`` + safetensors).
 """
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from tagger.modeldir import JsonConfig
 from tagger import modeldir
-from tagger.formats.corpus import DOCSTART, detect_format, iter_lines, read_corpus
-from tagger.errors import InputError, ModelError, TaggerError
+from tagger.declare import InputPath
+from tagger.embeddings import load_vectors
+from tagger.errors import ModelError, TaggerError
 from tagger.fsutil import atomic_dir
+from tagger.nn.language_model import LMConfig, LSTMLanguageModel, State, default_cutoffs, detach, stream_log_likelihood
+from tagger.options import bounds, check_fields, option
+from tagger.training.loop import Epoch, Recipe, Step, Task, Trainer
+from tagger.training.optim import OPTIMIZERS, decay_on_plateau
+from tagger.training.rundir import WEIGHTS, run_dir, run_options
+from tagger.training.setup import DEVICE_PATTERN, setup
 from tagger.vocab import Vocab, normalize_digits
+from tagger.word_table import build_word_table
 
 KIND = "generator"
-WEIGHTS = "model.safetensors"
 UNK = "<unk>"
 EOS = "<eos>"
 UNK_ID = 0
 EOS_ID = 1
-TEXT_FORMATS = ("auto", "text", "conll", "conllu")
-
-# --------------------------------------------------------------------------- reading text
-
-
-def detect_text_format(path: str | Path, encoding: str = "utf-8") -> str:
-    """``conllu``, ``conll`` or ``text`` (one sentence per line).
-
-    CoNLL-U is recognised by :func:`tagger.formats.corpus.detect_format`. A CoNLL column file has a
-    ``-DOCSTART-`` line, or blank-line separated blocks of lines that all have the same
-    number (2-12) of columns; anything else is plain text.
-    """
-    suffix = Path(path).suffix.lower()
-    if suffix == ".conllu" or detect_format(path, encoding) == "conllu":
-        return "conllu"
-    if suffix in (".conll", ".conll03"):
-        return "conll"
-    ncols: set[int] = set()
-    blank = multi_line_block = False
-    block = 0
-    for i, (_, text) in enumerate(iter_lines(path, encoding)):
-        if i >= 500:
-            break
-        cols = text.split()
-        if not cols:
-            blank = blank or block > 0
-            block = 0
-            continue
-        if cols[0] == DOCSTART:
-            return "conll"
-        ncols.add(len(cols))
-        block += 1
-        multi_line_block = multi_line_block or block >= 2
-    if len(ncols) == 1 and 2 <= next(iter(ncols)) <= 12 and blank and multi_line_block:
-        return "conll"
-    return "text"
-
-
-def read_sentences(
-    path: str | Path, format: str = "auto", encoding: str = "utf-8", token_column: int = 0
-) -> list[list[str]]:
-    """Token lists of a text file (one sentence per line, blank lines skipped) or CoNLL file."""
-    if format not in TEXT_FORMATS:
-        raise TaggerError(f"unknown format {format!r}: choose one of {', '.join(TEXT_FORMATS)}")
-    path = Path(path)
-    fmt = detect_text_format(path, encoding) if format == "auto" else format
-    if fmt == "text":
-        out = [text.split() for _, text in iter_lines(path, encoding) if text.strip()]
-        if not out:
-            raise InputError(path, None, "file is empty" if path.stat().st_size == 0 else "no sentences found")
-        return out
-    corpus = read_corpus(path, fmt, token_column=token_column, label_column=None, encoding=encoding,
-                         require_labels=False)
-    return [s.tokens for s in corpus.sentences]
-
-
-def read_texts(paths: Sequence[str | Path], format: str = "auto", encoding: str = "utf-8",
-               token_column: int = 0) -> list[list[str]]:
-    out: list[list[str]] = []
-    for p in paths:
-        out.extend(read_sentences(p, format, encoding, token_column))
-    return out
-
 
 # --------------------------------------------------------------------------- vocabulary
 
@@ -134,7 +76,7 @@ class LMVocab:
 
     @classmethod
     def build(cls, sentences: Iterable[Sequence[str]], min_count: int = 2, max_size: int | None = None,
-              lowercase: bool = False, digits: bool = False) -> "LMVocab":
+              lowercase: bool = False, digits: bool = False) -> LMVocab:
         tmp = cls([], lowercase, digits)
         counts = Counter(tmp.key(t) for s in sentences for t in s)
         for special in (UNK, EOS):
@@ -153,140 +95,6 @@ def stream(sentences: Iterable[Sequence[int]]) -> list[int]:
         out.extend(s)
         out.append(EOS_ID)
     return out
-
-
-# --------------------------------------------------------------------------- model
-
-
-@dataclass
-class LMConfig(JsonConfig):
-    """Architecture hyper-parameters (saved in ``config.json``)."""
-
-    vocab_size: int
-    embed_dim: int = 256
-    hidden: int = 256
-    layers: int = 1
-    dropout: float = 0.5
-    tie: bool = True  # decoder shares the embedding matrix (through a projection if sizes differ)
-    cutoffs: list[int] = field(default_factory=list)  # adaptive softmax clusters ([] = full softmax)
-
-    @property
-    def adaptive(self) -> bool:
-        return bool(self.cutoffs)
-
-    @property
-    def projection(self) -> bool:
-        return self.tie and not self.adaptive and self.hidden != self.embed_dim
-
-
-
-def default_cutoffs(vocab_size: int, cutoffs: Sequence[int] = (2000, 6000)) -> list[int]:
-    """Adaptive-softmax cluster bounds that fit the vocabulary ([] when it is small)."""
-    out = [c for c in cutoffs if 0 < c < vocab_size - 1]
-    return out if vocab_size > 4000 else []
-
-
-State = tuple[Tensor, Tensor]
-
-
-class LSTMLanguageModel(nn.Module):
-    """Embedding → dropout → LSTM → dropout → softmax over the vocabulary.
-
-    The output layer is a full softmax tied to the input embeddings (through a projection
-    when the sizes differ), untied, or an adaptive softmax (Grave et al. 2017), which is
-    several times faster for large vocabularies and still an exact distribution.
-    """
-
-    def __init__(self, config: LMConfig) -> None:
-        super().__init__()
-        c = config
-        self.config = c
-        self.embed = nn.Embedding(c.vocab_size, c.embed_dim)
-        self.drop = nn.Dropout(c.dropout)
-        self.lstm = nn.LSTM(c.embed_dim, c.hidden, num_layers=c.layers, batch_first=True,
-                            dropout=c.dropout if c.layers > 1 else 0.0)
-        self.asm = None
-        self.proj = None
-        self.decoder = None
-        self.bias = None
-        if c.adaptive:
-            self.asm = nn.AdaptiveLogSoftmaxWithLoss(c.hidden, c.vocab_size, list(c.cutoffs), div_value=4.0)
-        elif c.tie:
-            # logits = h @ embed.weight.T + bias (no second copy of the matrix to save).
-            self.proj = nn.Linear(c.hidden, c.embed_dim) if c.projection else None
-            self.bias = nn.Parameter(torch.zeros(c.vocab_size))
-        else:
-            self.decoder = nn.Linear(c.hidden, c.vocab_size)
-        nn.init.uniform_(self.embed.weight, -0.1, 0.1)
-
-    def features(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """Output states ``(batch, seq_len, hidden)`` (after dropout) and the final LSTM state."""
-        h, state = self.lstm(self.drop(self.embed(x)), state)
-        return self.drop(h), state
-
-    def log_probs(self, h: Tensor) -> Tensor:
-        """Log-probabilities over the vocabulary, ``(..., vocab)``."""
-        shape = h.shape[:-1]
-        h = h.reshape(-1, h.shape[-1])
-        if self.asm is not None:
-            out = self.asm.log_prob(h)
-        elif self.decoder is not None:
-            out = torch.log_softmax(self.decoder(h), dim=-1)
-        else:
-            hp = self.proj(h) if self.proj is not None else h
-            out = torch.log_softmax(nn.functional.linear(hp, self.embed.weight, self.bias), dim=-1)
-        return out.view(*shape, -1)
-
-    def target_log_probs(self, h: Tensor, targets: Tensor) -> Tensor:
-        """Log-probability of each target, ``h (n, hidden)``, ``targets (n,)`` → ``(n,)``."""
-        if self.asm is not None:
-            return self.asm(h, targets).output
-        return self.log_probs(h).gather(1, targets.unsqueeze(1)).squeeze(1)
-
-    def forward(self, x: Tensor, state: State | None = None) -> tuple[Tensor, State]:
-        """Log-probabilities ``(batch, seq_len, vocab)`` and the final LSTM state."""
-        h, state = self.features(x, state)
-        return self.log_probs(h), state
-
-
-def detach(state: State | None) -> State | None:
-    return None if state is None else (state[0].detach(), state[1].detach())
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-@torch.no_grad()
-def stream_log_likelihood(model: LSTMLanguageModel, ids: Sequence[int], batch_size: int = 1, bptt: int = 70,
-                          device: str = "cpu") -> tuple[float, int]:
-    """Total natural-log probability of ``ids[1:]`` given all preceding tokens, and its count.
-
-    With ``batch_size`` 1 every token sees the whole preceding stream; larger batches split the
-    stream into that many contiguous parts (each part starts from a zero state), which is
-    faster and changes the figure only at the few part boundaries.
-    """
-    model.eval()
-    n = len(ids) - 1
-    if n <= 0:
-        return 0.0, 0
-    b = max(1, min(batch_size, n))
-    length = math.ceil(n / b)
-    inputs = torch.zeros(b * length, dtype=torch.long)
-    targets = torch.full((b * length,), -1, dtype=torch.long)
-    t = torch.as_tensor(ids, dtype=torch.long)
-    inputs[:n] = t[:-1]
-    targets[:n] = t[1:]
-    inputs = inputs.view(b, length).to(device)
-    targets = targets.view(b, length).to(device)
-    state = None
-    total = 0.0
-    for s in range(0, length, bptt):
-        h, state = model.features(inputs[:, s : s + bptt], state)
-        tgt = targets[:, s : s + bptt].reshape(-1)
-        keep = tgt >= 0
-        h = h.reshape(-1, h.shape[-1])[keep]
-        total += model.target_log_probs(h, tgt[keep]).double().sum().item()
-    return total, n
 
 
 def perplexity_from(log_likelihood: float, count: int) -> float:
@@ -361,7 +169,7 @@ class Generator:
             raise TaggerError("--words must be >= 0")
         tokens = seed_text.split() if isinstance(seed_text, str) else list(seed_text)
         ids = self.vocab.encode(tokens)
-        unknown = [t for t, i in zip(tokens, ids) if i == UNK_ID]
+        unknown = [t for t, i in zip(tokens, ids, strict=True) if i == UNK_ID]
         self.model.eval()
         gen = torch.Generator().manual_seed(seed)
         logp, state = self.model(torch.as_tensor([[EOS_ID, *ids]], dtype=torch.long))
@@ -409,19 +217,19 @@ class Generator:
             modeldir.save_tensors(tmp / WEIGHTS, self.model.state_dict())
 
     @classmethod
-    def load(cls, path: str | Path) -> "Generator":
+    def load(cls, path: str | Path) -> Generator:
         path = Path(path)
-        limits = {"vocab_size": (2, 5_000_000), "embed_dim": (1, 4096), "hidden": (1, 8192), "layers": (1, 8)}
-        cfg, mc, where = modeldir.read_model_section(path, KIND, LMConfig, limits)
-        if not isinstance(mc.dropout, (int, float)) or not 0 <= mc.dropout < 1 or not isinstance(mc.tie, bool):
-            raise ModelError(f"{where}: bad dropout or tie value")
+        cfg, mc, where = modeldir.read_model_section(path, KIND, LMConfig)
+        if not isinstance(mc.tie, bool):
+            raise ModelError(f"{where}: bad tie value")
         cut = mc.cutoffs
         if not isinstance(cut, list) or len(cut) > 8 or not all(
             isinstance(c, int) and not isinstance(c, bool) for c in cut
         ) or cut != sorted(set(cut)) or (cut and not (0 < cut[0] and cut[-1] < mc.vocab_size - 1)):
             raise ModelError(f"{where}: bad adaptive softmax cutoffs {cut!r}")
         v = cfg.get("vocab")
-        if not isinstance(v, dict) or not isinstance(v.get("itos"), list) or not all(isinstance(x, str) for x in v["itos"]):
+        if not isinstance(v, dict) or not isinstance(v.get("itos"), list) or \
+                not all(isinstance(x, str) for x in v["itos"]):
             raise ModelError(f"{where}: vocab.itos must be a list of strings")
         if len(v["itos"]) != mc.vocab_size or v["itos"][:2] != [UNK, EOS] or len(set(v["itos"])) != len(v["itos"]):
             raise ModelError(f"{where}: vocabulary disagrees with the model section")
@@ -435,52 +243,51 @@ class Generator:
 # --------------------------------------------------------------------------- training
 
 
+def _model_bound(name: str, help: str, default: Any, **kw: Any) -> Any:
+    """An option that sets the LMConfig field ``name``, with that field's bounds."""
+    lo, hi = bounds(LMConfig, name)
+    return option(default, help=help, min=lo, max=hi, **kw)
+
+
 @dataclass
 class GeneratorOptions:
     """Vocabulary, architecture and training options (defaults: the CoNLL-2003 benchmark recipe)."""
 
-    min_count: int = 2
-    max_vocab: int = 0  # 0 = no limit
-    lowercase: bool = False
-    digits: bool = False
-    embeddings: str = "glove-6b-50d"  # none | glove-6b-50d | word2vec | PATH: initial input vectors
-    embedding_dim: int = 100  # for --embeddings none/word2vec
-    hidden: int = 256
-    layers: int = 1
-    dropout: float = 0.5
-    tie: bool = True  # (full softmax only)
-    adaptive_softmax: bool = False  # adaptive softmax (untied; for vocabularies over 4000 words)
-    bptt: int = 35
-    batch_size: int = 20
-    epochs: int = 10
-    optimizer: str = "adam"
-    lr: float = 0.002
-    lr_decay: float = 0.25  # multiply the lr by this after an epoch without dev improvement
-    clip: float = 0.5
-    max_minutes: float = 0.0  # 0 = no limit
-    dev_fraction: float = 0.0  # without dev text: hold out this share of the training sentences (the end)
-    seed: int = 1
-    device: str = "auto"
-    threads: int = 0
-    eval_batch_size: int = 8
+    min_count: int = option(2, help="Words seen fewer times become <unk>.", min=1)
+    max_vocab: int = option(0, help="Keep at most this many words (0 = all).", min=0)
+    lowercase: bool = option(False, help="Lowercase words.")
+    digits: bool = option(False, help="Map digits to 0.", flag="normalize-digits")
+    embeddings: str = option("glove-6b-50d", help="Initial input vectors: none | glove-6b-50d | word2vec | PATH.",
+                             click_type=InputPath(or_name=True, dir_okay=False))
+    embedding_dim: int = _model_bound("embed_dim", "Embedding size (without pretrained vectors).", 100)
+    hidden: int = _model_bound("hidden", "LSTM hidden size.", 256)
+    layers: int = _model_bound("layers", "LSTM layers.", 1)
+    dropout: float = _model_bound("dropout", "Dropout rate.", 0.5, below=1.0)
+    tie: bool = option(True, help="Tie input and output embeddings (full softmax only).")
+    adaptive_softmax: bool = option(False, help="Adaptive softmax, untied (faster for vocabularies over 4000 words).")
+    bptt: int = option(35, help="Truncated BPTT length.", min=1)
+    batch_size: int = option(20, help="Parallel streams per batch.", min=1)
+    epochs: int = option(10, help="Maximum epochs.", min=1)
+    optimizer: str = option("adam", help="adam | adamw | sgd.", choices=OPTIMIZERS)
+    lr: float = option(0.002, help="Learning rate.", above=0.0)
+    lr_decay: float = option(0.25, help="LR factor after an epoch without dev improvement.", above=0.0, max=1.0)
+    clip: float = option(0.5, help="Gradient-norm clipping (0 = off).", min=0.0)
+    max_minutes: float = option(0.0, help="Stop training after this many minutes (0 = no limit).", min=0.0)
+    dev_fraction: float = option(0.0, help="Without --dev: hold out this share of the training sentences "
+                                 "(the last ones).", min=0.0, below=1.0)
+    seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
+    device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
+    threads: int = option(0, help="Torch CPU threads (0 = torch's default).", min=0)
+    eval_batch_size: int = option(8, help="Streams for dev perplexity.", min=1)
 
     def validate(self) -> None:
-        checks = [
-            (self.min_count >= 1, "--min-count must be at least 1"),
-            (self.max_vocab >= 0, "--max-vocab must be >= 0"),
-            (self.embedding_dim >= 1 and self.hidden >= 1 and self.layers >= 1, "sizes must be positive"),
-            (0 <= self.dropout < 1, "--dropout must be in [0, 1)"),
-            (self.bptt >= 1 and self.batch_size >= 1, "--bptt and --batch-size must be positive"),
-            (self.epochs >= 1, "--epochs must be at least 1"),
-            (self.optimizer in ("adam", "adamw", "sgd"), "--optimizer must be adam, adamw or sgd"),
-            (self.lr > 0, "--lr must be positive"),
-            (0 < self.lr_decay <= 1, "--lr-decay must be in (0, 1]"),
-            (self.max_minutes >= 0, "--max-minutes must be >= 0"),
-            (0 <= self.dev_fraction < 1, "--dev-fraction must be in [0, 1)"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise TaggerError(msg)
+        check_fields(self)
+
+    def recipe(self) -> Recipe:
+        # plain SGD (no momentum) when sgd is chosen; the time limit may end a long epoch early
+        return Recipe(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, momentum=0.0,
+                      schedule=decay_on_plateau(self.lr, self.lr_decay), clip=self.clip,
+                      max_minutes=self.max_minutes, stop_mid_epoch=True)
 
 
 def batchify(ids: Sequence[int], batch_size: int) -> Tensor:
@@ -491,147 +298,139 @@ def batchify(ids: Sequence[int], batch_size: int) -> Tensor:
     return torch.as_tensor(ids[: steps * batch_size], dtype=torch.long).view(batch_size, steps)
 
 
+class LMTask(Task):
+    """BPTT windows over the batchified stream; the hidden state runs on across the windows of an epoch."""
+
+    model: LSTMLanguageModel
+    unit = "step"
+    item = "tok"
+    headline = "perplexity"
+    higher_is_better = False
+
+    def __init__(self, model: LSTMLanguageModel, train_ids: list[int], dev_ids: list[int] | None,
+                 opts: GeneratorOptions, device: str, config: dict) -> None:
+        self.model, self.dev_ids, self.opts, self.device, self.config = model, dev_ids, opts, device, config
+        self.data = batchify(train_ids, opts.batch_size).to(device)
+        self.steps = self.data.shape[1] - 1
+        self.has_dev = dev_ids is not None
+        self.state: State | None = None
+
+    def size(self) -> int:
+        return self.steps
+
+    def batches(self, epoch: int) -> Iterator[int]:
+        self.state = None  # every epoch starts from a zero state
+        return iter(range(0, self.steps, self.opts.bptt))
+
+    def step(self, start: int) -> Step:
+        n = min(self.opts.bptt, self.steps - start)
+        x, y = self.data[:, start : start + n], self.data[:, start + 1 : start + 1 + n]
+        h, state = self.model.features(x, detach(self.state))
+        self.state = state
+        loss = -self.model.target_log_probs(h.reshape(-1, h.shape[-1]), y.reshape(-1)).mean()
+        return Step(loss, loss.item() * y.numel(), y.numel(), n)
+
+    def evaluate(self) -> dict[str, Any]:
+        assert self.dev_ids is not None
+        ll, n = stream_log_likelihood(self.model, self.dev_ids, self.opts.eval_batch_size, device=self.device)
+        return {"perplexity": perplexity_from(ll, n)}
+
+    def row(self, epoch: Epoch) -> dict:
+        row: dict = {"epoch": epoch.epoch, "train_ppl": math.exp(epoch.loss), "lr": epoch.lr,
+                     "partial": epoch.partial}
+        if epoch.dev:
+            row["dev_ppl"] = epoch.dev["perplexity"]
+        return {**row, "seconds": round(epoch.seconds, 1), "best": epoch.improved}
+
+    def write_files(self, out: Path) -> None:
+        modeldir.write_config(out, KIND, self.config)
+
+
+def _held_out(train: Sequence[Sequence[str]], dev: Sequence[Sequence[str]] | None, opts: GeneratorOptions,
+              say: Callable[[str], None]) -> tuple[Sequence[Sequence[str]], Sequence[Sequence[str]] | None]:
+    """Without dev text: the last ``dev_fraction`` of the training sentences."""
+    if dev is not None or opts.dev_fraction <= 0:
+        return train, dev
+    n_dev = int(len(train) * opts.dev_fraction)
+    if n_dev < 1 or n_dev >= len(train):
+        raise TaggerError(f"--dev-fraction {opts.dev_fraction}: too few sentences ({len(train)}) to hold some out")
+    say(f"holding out the last {n_dev} training sentences for model selection")
+    return train[: len(train) - n_dev], train[len(train) - n_dev :]
+
+
+def initial_vectors(vocab: LMVocab, train: Sequence[Sequence[str]], opts: GeneratorOptions,
+                    say: Callable[[str], None]) -> np.ndarray | None:
+    """Pretrained input vectors for the vocabulary (``<unk>``, ``<eos>`` random), or None."""
+    if opts.embeddings == "none":
+        return None
+    vectors = load_vectors(opts.embeddings, train, dim=opts.embedding_dim, seed=opts.seed)
+    if vectors is None:
+        return None
+    words = list(vocab.itos[2:])
+    table = build_word_table([words], vectors=vectors, lowercase=False, digits=False, extend_vocab=False,
+                             dim=vectors.dim, seed=opts.seed)
+    rows = [table.words.stoi[w] for w in words]  # table order is its own (by count)
+    rng = np.random.default_rng(opts.seed)
+    specials = rng.uniform(-0.1, 0.1, (2, vectors.dim)).astype(np.float32)  # <unk>, <eos>
+    say(f"initial vectors from {opts.embeddings}: {table.info.get('vocab_found', 0)} of {len(words)} words")
+    return np.concatenate([specials, table.matrix[rows]], axis=0)
+
+
 def train_generator(
     train: Sequence[Sequence[str]],
     dev: Sequence[Sequence[str]] | None,
-    opts: GeneratorOptions,
+    opts: GeneratorOptions | None,
+    *,
+    out: str | Path | None = None,
+    given: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    force: bool = False,
     log: Callable[[str], None] | None = None,
     progress: bool = False,
     data_info: dict | None = None,
 ) -> tuple[Generator, dict]:
-    """Train the LSTM LM; keeps the weights of the best dev perplexity (else the last epoch)."""
-    from tagger.commands.classify import make_optimizer
-    from tagger.commands.train import resolve_device
+    """Train the LSTM LM; keeps the weights of the best dev perplexity (else the last epoch).
 
+    With ``out`` the model directory is written as training goes (checkpointed; ``resume``
+    continues a killed run, with the rule of :func:`tagger.commands.train.train` for ``given``).
+    """
     say = log or (lambda m: None)
-    opts.validate()
-    device = resolve_device(opts.device)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    t_start = time.perf_counter()
-    torch.manual_seed(opts.seed)
-    if dev is None and opts.dev_fraction > 0:
-        n_dev = int(len(train) * opts.dev_fraction)
-        if n_dev < 1 or n_dev >= len(train):
-            raise TaggerError(f"--dev-fraction {opts.dev_fraction}: too few sentences ({len(train)}) to hold some out")
-        train, dev = train[: len(train) - n_dev], train[len(train) - n_dev :]
-        say(f"holding out the last {n_dev} training sentences for model selection")
+    run = run_dir(out, "generate", resume=resume, force=force, log=say)
+    opts = run_options(run, GeneratorOptions, opts, given)
+    train, dev = _held_out(train, dev, opts, say)
     vocab = LMVocab.build(train, opts.min_count, opts.max_vocab or None, opts.lowercase, opts.digits)
     train_ids = stream(vocab.encode(s) for s in train)
     unk = sum(1 for i in train_ids if i == UNK_ID)
     say(f"vocabulary: {len(vocab)} ids (min count {opts.min_count}); train tokens {len(train_ids) - 1:,}, "
         f"<unk> {unk / max(1, len(train_ids) - 1):.2%}")
-
-    embed_dim = opts.embedding_dim
-    matrix = None
-    if opts.embeddings != "none":
-        from tagger.commands.classify import build_word_table
-        from tagger.embeddings import load_vectors
-
-        vectors = load_vectors(opts.embeddings, train, dim=opts.embedding_dim, seed=opts.seed)
-        if vectors is not None:
-            embed_dim = vectors.dim
-            words = list(vocab.itos[2:])
-            table = build_word_table([words], vectors=vectors, lowercase=False, digits=False, extend_vocab=False,
-                                     dim=embed_dim, seed=opts.seed)
-            rows = [table.words.stoi[w] for w in words]  # table order is its own (by count)
-            rng = np.random.default_rng(opts.seed)
-            specials = rng.uniform(-0.1, 0.1, (2, embed_dim)).astype(np.float32)  # <unk>, <eos>
-            matrix = np.concatenate([specials, table.matrix[rows]], axis=0)
-            say(f"initial vectors from {opts.embeddings}: {table.info.get('vocab_found', 0)} of {len(words)} words")
+    device = setup(opts.seed, opts.device, opts.threads)
+    matrix = initial_vectors(vocab, train, opts, say)
     cutoffs = default_cutoffs(len(vocab)) if opts.adaptive_softmax else []
-    mc = LMConfig(vocab_size=len(vocab), embed_dim=embed_dim, hidden=opts.hidden, layers=opts.layers,
-                  dropout=opts.dropout, tie=opts.tie and not cutoffs, cutoffs=cutoffs)
+    mc = LMConfig(vocab_size=len(vocab), embed_dim=opts.embedding_dim if matrix is None else matrix.shape[1],
+                  hidden=opts.hidden, layers=opts.layers, dropout=opts.dropout, tie=opts.tie and not cutoffs,
+                  cutoffs=cutoffs)
     model = LSTMLanguageModel(mc)
     if matrix is not None:
         with torch.no_grad():
             model.embed.weight.copy_(torch.as_tensor(matrix))
     model.to(device)
-    optimizer = make_optimizer(model, opts.optimizer, opts.lr, momentum=0.0)
-    data = batchify(train_ids, opts.batch_size).to(device)
+    config = {"model": mc.to_json(), "vocab": vocab.to_json(), "data": data_info or {},
+              "training": {"options": asdict(opts), "train_tokens": len(train_ids) - 1}}
     dev_ids = stream(vocab.encode(s) for s in dev) if dev else None
-
-    best, best_epoch, lr = math.inf, 0, opts.lr
-    best_state = None
-    history: list[dict] = []
-    stop = None
-    steps = data.shape[1] - 1
-    for epoch in range(1, opts.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        state = None
-        total, count = 0.0, 0
-        bar = _progress(steps, f"epoch {epoch}/{opts.epochs}", progress)
-        for s in range(0, steps, opts.bptt):
-            n = min(opts.bptt, steps - s)
-            x, y = data[:, s : s + n], data[:, s + 1 : s + 1 + n]
-            state = detach(state)
-            optimizer.zero_grad(set_to_none=True)
-            h, state = model.features(x, state)
-            loss = -model.target_log_probs(h.reshape(-1, h.shape[-1]), y.reshape(-1)).mean()
-            loss.backward()
-            if opts.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), opts.clip)
-            optimizer.step()
-            total += loss.item() * y.numel()
-            count += y.numel()
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(ppl=f"{math.exp(total / count):.1f}", refresh=False)
-            if opts.max_minutes and time.perf_counter() - t_start >= opts.max_minutes * 60:
-                stop = f"time limit of {opts.max_minutes:g} minutes reached"
-                break
-        if bar is not None:
-            bar.close()
-        row: dict = {"epoch": epoch, "train_ppl": math.exp(total / max(1, count)), "lr": lr,
-                     "partial": stop is not None}
-        if dev_ids is not None:
-            ll, nd = stream_log_likelihood(model, dev_ids, opts.eval_batch_size, device=device)
-            row["dev_ppl"] = perplexity_from(ll, nd)
-            score = row["dev_ppl"]
-        else:
-            score = -epoch  # no dev: keep the last epoch
-        row["seconds"] = round(time.perf_counter() - t0, 1)
-        improved = score < best
-        row["best"] = improved
-        history.append(row)
-        if improved:
-            best, best_epoch = score, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif dev_ids is not None and opts.lr_decay < 1:
-            lr *= opts.lr_decay
-            for g in optimizer.param_groups:
-                g["lr"] = lr
-        dev_txt = f" dev ppl {row['dev_ppl']:.2f}" if dev_ids is not None else ""
-        say(f"epoch {epoch}: train ppl {row['train_ppl']:.2f}{dev_txt} lr {row['lr']:.5f} "
-            f"{row['seconds']:.1f}s{' *' if improved else ''}")
-        if stop:
-            say(f"stopping: {stop}")
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    model.to("cpu")
-    config = {
-        "model": mc.to_json(),
-        "vocab": vocab.to_json(),
-        "data": data_info or {},
-        "training": {"options": asdict(opts), "train_tokens": len(train_ids) - 1, "best_epoch": best_epoch,
-                     "best_dev_ppl": best if dev_ids is not None else None, "history": history,
-                     "minutes": round((time.perf_counter() - t_start) / 60, 2)},
-    }
-    summary = {"best_epoch": best_epoch, "best_dev_ppl": best if dev_ids is not None else None,
-               "epochs": len(history), "minutes": round((time.perf_counter() - t_start) / 60, 2),
-               "vocab_size": len(vocab), "train_tokens": len(train_ids) - 1, "history": history}
+    task = LMTask(model, train_ids, dev_ids, opts, device, config)
+    if run is not None:
+        run.check_saved(KIND, "vocab", config["vocab"], "training data")
+        run.create()
+    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress)
+    trainer.fit()
+    trainer.restore_best()
+    summary = {**trainer.summary(), "vocab_size": len(vocab), "train_tokens": len(train_ids) - 1}
+    config["training"].update(best_epoch=summary["best_epoch"], best_dev_ppl=summary["best_dev"],
+                              history=summary["history"], minutes=summary["minutes"])
+    if run is not None:
+        modeldir.write_config(run.path, KIND, config)
+        run.write_summary(summary)
     return Generator(model, vocab, config), summary
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", leave=False, dynamic_ncols=True, disable=None)
 
 
 # --------------------------------------------------------------------------- baseline

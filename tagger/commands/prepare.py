@@ -1,86 +1,90 @@
-"""``tagger prepare``: corpora → a prepared dataset directory.
+"""``tagger prepare``: corpora → a prepared dataset directory (its format: :mod:`tagger.prepared`).
 
-Layout of a prepared directory::
-
-    dataset/                  datasets.DatasetDict (train/dev/test): tokens, labels, doc, line
-    vocab.json                word/char/label vocabularies and the word-key settings
-    extra_words.json          pretrained words never seen in training (usable at prediction)
-    embeddings.safetensors    "words" (trained vocab × dim) and "extra" (extra words × dim)
-    prepare.json              manifest: options, input hashes, per-split statistics
+Reads the corpora, converts their tag schemes, builds the vocabularies and embedding matrices of
+the training split and the per-split statistics of the manifest.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from tagger import __version__
-from tagger import schemes
-from tagger.formats.corpus import Corpus, load_hf_dataset, read_corpus
-from tagger.embeddings import build_matrix, coverage, extra_words, load_vectors
+from tagger import __version__, schemes
+from tagger.declare import InputPath
+from tagger.embeddings import build_matrix, candidates, coverage, extra_words, load_vectors
 from tagger.errors import InputError, TaggerError
+from tagger.formats.corpus import Corpus, Sentence
+from tagger.formats.hf import load_hf_dataset
+from tagger.formats.read import read_corpus
 from tagger.fsutil import atomic_dir, atomic_write_json, sha256_file
+from tagger.options import check_fields, option
+from tagger.prepared import MANIFEST, SPLITS, Prepared, corpora_dataset, save_prepared
 from tagger.vocab import Vocab, WordLookup, char_counts, normalize_digits
 
-SPLITS = ("train", "dev", "test")
 TARGET_SCHEMES = ("bioes", "iob2", "iob1", "keep")
+FORMATS = ("auto", "conll", "conllu")
 
 
 @dataclass
 class PrepareOptions:
-    """Everything ``tagger prepare`` can be told (the CLI maps its flags onto this)."""
+    """Everything ``tagger prepare`` can be told (the CLI makes one flag of each field)."""
 
-    train: str | None = None
-    dev: str | None = None
-    test: str | None = None
-    dataset: str | None = None
-    dataset_config: str | None = None
-    format: str = "auto"
-    token_column: int = 0
-    label_column: int | str = -1
-    label_field: str = "upos"
-    encoding: str = "utf-8"
-    dev_fraction: float = 0.0
-    seed: int = 1
-    scheme: str = "bioes"
-    input_scheme: str = "auto"
-    min_count: int = 1
-    lowercase: bool = False
-    digits: bool = True
-    embeddings: str = "glove-6b-50d"
-    embedding_dim: int = 100
-    unlabeled_text: list[str] = field(default_factory=list)
-    extend_vocab: bool = True
+    train: str | None = option(None, help="Training corpus file.", click_type=InputPath(dir_okay=False))
+    dev: str | None = option(None, help="Development corpus file.", click_type=InputPath(dir_okay=False))
+    test: str | None = option(None, help="Test corpus file.", click_type=InputPath(dir_okay=False))
+    dataset: str | None = option(None, help="A HuggingFace datasets name, a save_to_disk directory or a local "
+                                 "data file.", click_type=InputPath(or_name=True))
+    dataset_config: str | None = option(None, help="Configuration name for --dataset.")
+    format: str = option("auto", help="Input format (auto detects CoNLL-U by extension or content).",
+                         choices=FORMATS)
+    token_column: int = option(0, help="CoNLL token column.")
+    label_column: int | str = option(-1, help="CoNLL label column (negative counts from the end: -1 is the last) "
+                                     "or, for --dataset, the label field name (e.g. ner_tags).")
+    label_field: str = option("upos", help="CoNLL-U field to tag.", choices=("upos", "xpos"))
+    encoding: str = option("utf-8", help="Text encoding of input files.")
+    dev_fraction: float = option(0.0, help="Carve a seeded dev split of this share from train when there is no "
+                                 "dev file.", min=0.0, below=1.0)
+    seed: int = option(1, help="Random seed (dev split, word2vec, vectors of words without one).")
+    scheme: str = option("bioes", help="Tag scheme to train with (entity tags only; plain labels are never "
+                         "converted).", choices=TARGET_SCHEMES)
+    input_scheme: str = option("auto", help="Scheme of the input tags.", choices=("auto", *schemes.SCHEMES, "plain"))
+    min_count: int = option(1, help="Minimum count of a training word.", min=1)
+    lowercase: bool = option(False, help="Lowercase word keys.")
+    digits: bool = option(True, help="Map digits to 0 in word keys.", flag="normalize-digits")
+    embeddings: str = option("glove-6b-50d", help="none | glove-6b-50d | word2vec | path to a GloVe/word2vec/"
+                             "fastText file.", click_type=InputPath(or_name=True))
+    embedding_dim: int = option(100, help="Dimension for --embeddings none/word2vec.", min=1)
+    unlabeled_text: list[str] = option(help="Extra text (one sentence per line) for --embeddings word2vec.",
+                                       click_type=InputPath(dir_okay=False), default_factory=list)
+    extend_vocab: bool = option(True, help="Keep pretrained vectors of words unseen in training for use at "
+                                "prediction time.")
 
     def validate(self) -> None:
         if self.dataset is None and self.train is None:
             raise TaggerError("give --train FILE or --dataset NAME")
         if self.dataset is not None and self.train is not None:
             raise TaggerError("give either --train FILE or --dataset NAME, not both")
-        if self.scheme not in TARGET_SCHEMES:
-            raise TaggerError(f"unknown --scheme {self.scheme!r}: choose {', '.join(TARGET_SCHEMES)}")
-        if self.input_scheme not in ("auto", "plain", *schemes.SCHEMES):
-            raise TaggerError(f"unknown --input-scheme {self.input_scheme!r}")
-        if not 0.0 <= self.dev_fraction < 1.0:
-            raise TaggerError("--dev-fraction must be in [0, 1)")
+        check_fields(self)
         if self.dev_fraction and self.dev:
             raise TaggerError("give either --dev FILE or --dev-fraction, not both")
-        if self.min_count < 1:
-            raise TaggerError("--min-count must be at least 1")
-        if self.embedding_dim < 1:
-            raise TaggerError("--embedding-dim must be positive")
         if self.dataset is None and not isinstance(self.label_column, int):
             raise TaggerError("--label-column must be a column number for CoNLL files")
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def labels_of(sentence: Sentence) -> list[str]:
+    """The labels of a sentence of a labelled corpus (prepare reads only those)."""
+    if sentence.labels is None:
+        raise TaggerError(f"line {sentence.line}: a sentence without labels (give the label column)")
+    return sentence.labels
 
 
 def read_splits(opts: PrepareOptions) -> tuple[dict[str, Corpus], dict[str, str]]:
@@ -122,8 +126,10 @@ def split_dev(train: Corpus, fraction: float, seed: int) -> tuple[Corpus, Corpus
     dev_idx = set(order[:n_dev])
     tr = [s for i, s in enumerate(train.sentences) if i not in dev_idx]
     dv = [s for i, s in enumerate(train.sentences) if i in dev_idx]
-    mk = lambda ss, tag: Corpus(ss, f"{train.source}[{tag}]", train.format, len({s.doc for s in ss}))
-    return mk(tr, "train"), mk(dv, f"dev {fraction:g}")
+    def part(sents: list, tag: str) -> Corpus:
+        return Corpus(sents, f"{train.source}[{tag}]", train.format, len({s.doc for s in sents}))
+
+    return part(tr, "train"), part(dv, f"dev {fraction:g}")
 
 
 # --------------------------------------------------------------------------- schemes
@@ -138,14 +144,14 @@ def resolve_schemes(
     """
     detected: dict[str, str] = {}
     for name, corpus in corpora.items():
-        labels = [s.labels for s in corpus.sentences]
+        labels = [labels_of(s) for s in corpus.sentences]
         detected[name] = input_scheme if input_scheme != "auto" else schemes.detect_scheme(labels)
     train_scheme = detected["train"]
     if train_scheme == "plain":
         return "plain", {k: "plain" for k in detected}, "plain"
     for name, sch in detected.items():
         if sch == "plain":
-            only_o = all(l == "O" for s in corpora[name].sentences for l in s.labels)
+            only_o = all(lab == "O" for s in corpora[name].sentences for lab in labels_of(s))
             if not only_o:
                 raise TaggerError(
                     f"{corpora[name].source}: labels are not entity tags, but the training data's are ({train_scheme})"
@@ -160,7 +166,7 @@ def convert_corpus(corpus: Corpus, source: str, target: str) -> int:
         return 0
     repaired = 0
     for s in corpus.sentences:
-        s.labels, n = schemes.convert(s.labels, source, target)
+        s.labels, n = schemes.convert(labels_of(s), source, target)
         repaired += n
     return repaired
 
@@ -173,9 +179,9 @@ def split_stats(corpus: Corpus, task: str, scheme: str, lookup: WordLookup, labe
     entities: Counter = Counter()
     oov = oov_all = 0
     for s in corpus.sentences:
-        label_counts.update(s.labels)
+        label_counts.update(labels_of(s))
         if task == "entity":
-            entities.update(sp.label for sp in schemes.to_spans(s.labels, scheme))
+            entities.update(sp.label for sp in schemes.to_spans(labels_of(s), scheme))
         for t in s.tokens:
             idx = lookup(t)
             if idx == 1 or idx >= lookup.num_trained:
@@ -191,14 +197,140 @@ def split_stats(corpus: Corpus, task: str, scheme: str, lookup: WordLookup, labe
         "labels": dict(sorted(label_counts.items())),
         "oov_rate": oov / ntok if ntok else 0.0,
         "oov_rate_with_pretrained": oov_all / ntok if ntok else 0.0,
-        "unseen_labels": sorted(l for l in label_counts if l not in labels),
+        "unseen_labels": sorted(lab for lab in label_counts if lab not in labels),
     }
     if task == "entity":
         out["entities"] = dict(sorted(entities.items()))
     return out
 
 
+# --------------------------------------------------------------------------- vocabularies and embeddings
+
+
+@dataclass
+class Vocabularies:
+    """The vocabularies of the training split and the word key they use."""
+
+    words: Vocab
+    chars: Vocab
+    labels: Vocab  # id 0 is the padding label "<pad>"
+    surface: dict[str, str]  # word key -> its most frequent spelling (for pretrained-vector lookup)
+    key: Callable[[str], str]  # token -> word key (digits normalised, lowercased as the options say)
+
+
+def check_labels(train: Corpus) -> None:
+    """Refuse the padding label "<pad>" in the training data (label id 0 pads label tensors)."""
+    for s in train.sentences:
+        labels = labels_of(s)
+        if "<pad>" in labels:
+            i = labels.index("<pad>")
+            line = s.line + i if train.format == "conll" else s.line
+            raise InputError(train.source, line, "the label '<pad>' is reserved (it pads label sequences)")
+
+
+def build_vocabularies(train: Corpus, opts: PrepareOptions) -> Vocabularies:
+    """Word, character and label vocabularies from the training split only."""
+    lookup_key = lambda w: (normalize_digits(w) if opts.digits else w)  # noqa: E731
+    key = (lambda w: lookup_key(w).lower()) if opts.lowercase else lookup_key
+    word_counts: Counter = Counter()
+    surface_counts: dict[str, Counter] = {}
+    for s in train.sentences:
+        for t in s.tokens:
+            k = key(t)
+            word_counts[k] += 1
+            surface_counts.setdefault(k, Counter())[t] += 1
+    labels = Vocab.build(Counter(lab for s in train.sentences for lab in labels_of(s)), specials=False)
+    return Vocabularies(
+        words=Vocab.build(word_counts, opts.min_count),
+        chars=Vocab.build(char_counts(s.tokens for s in train.sentences)),
+        labels=Vocab(["<pad>", *labels.itos], specials=False),
+        surface={k: c.most_common(1)[0][0] for k, c in surface_counts.items()},
+        key=key,
+    )
+
+
+@dataclass
+class Embeddings:
+    """The embedding matrices of a prepared directory and what the manifest says about them."""
+
+    matrix: np.ndarray  # trained vocabulary × dim
+    extra: list[str]  # pretrained words never seen in training
+    extra_matrix: np.ndarray  # extra words × dim
+    info: dict
+
+
+def build_embeddings(opts: PrepareOptions, train: Corpus, vocabs: Vocabularies) -> Embeddings:
+    """Pretrained (or trained on the fly, or random) vectors for the vocabulary, and their coverage."""
+    vectors = load_vectors(
+        opts.embeddings, [s.tokens for s in train.sentences], opts.unlabeled_text,
+        dim=opts.embedding_dim, seed=opts.seed,
+    )
+    dim = vectors.dim if vectors is not None else opts.embedding_dim
+    matrix, found = build_matrix(vocabs.words, vocabs.surface, vectors, dim, opts.seed)
+    if vectors is not None and opts.extend_vocab:
+        extra, extra_matrix = extra_words(vectors, vocabs.key, vocabs.words)
+    else:
+        extra, extra_matrix = [], np.zeros((0, dim), np.float32)
+    info: dict = {"source": opts.embeddings, "dim": dim, "extra_words": len(extra)}
+    if vectors is not None:
+        vindex = vectors.index()
+        has = lambda w: any(c in vindex for c in candidates(w))  # noqa: E731
+        type_cov, tok_cov = coverage(Counter(t for s in train.sentences for t in s.tokens), has)
+        info.update(
+            pretrained_words=len(vectors.words), vocab_found=found,
+            vocab_coverage=found / max(1, len(vocabs.words) - 2),
+            type_coverage=type_cov, token_coverage=tok_cov,
+        )
+    return Embeddings(matrix, extra, extra_matrix, info)
+
+
 # --------------------------------------------------------------------------- main
+
+
+class _Stages:
+    """One progress bar over prepare's stages (silent when stderr is not a terminal).
+
+    Without a bar the stage names go to the log; word2vec training and the writing of large
+    datasets are the long stages.
+    """
+
+    def __init__(self, total: int, progress: bool, log: Callable[[str], None]) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc="prepare", unit="step", leave=False, disable=None if progress else True)
+        self.log = log
+        self.started = False
+
+    def start(self, msg: str) -> None:
+        """Begin the next stage (the previous one is done)."""
+        if self.started:
+            self.bar.update(1)
+        self.started = True
+        self.bar.set_description_str(msg)
+        if self.bar.disable:  # on a terminal the bar shows the stage instead
+            self.log(msg)
+
+    def close(self) -> None:
+        self.bar.update(1)
+        self.bar.close()
+
+
+def _manifest(opts: PrepareOptions, hashes: dict, train: Corpus, task: str, scheme: str, vocabs: Vocabularies,
+              emb: Embeddings, stats: dict) -> dict:
+    return {
+        "tagger_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "options": asdict(opts),
+        "inputs": hashes,
+        "format": train.format,
+        "task": task,
+        "scheme": scheme,
+        "labels": vocabs.labels.itos[1:],
+        "vocab": {"words": len(vocabs.words), "chars": len(vocabs.chars), "labels": len(vocabs.labels) - 1,
+                  "extra_words": len(emb.extra)},
+        "embeddings": emb.info,
+        "splits": stats,
+    }
 
 
 def prepare(
@@ -213,217 +345,42 @@ def prepare(
     Returns the manifest (also written as ``prepare.json``).
     """
     opts.validate()
-    from tqdm import tqdm
-
-    log = log or (lambda msg: None)
-    # One bar over the stages (silent when stderr is not a terminal); word2vec training and
-    # the writing of large datasets are the long ones.
-    bar = tqdm(total=4, desc="prepare", unit="step", leave=False, disable=None if progress else True)
-
-    def say(msg: str) -> None:
-        bar.set_description_str(msg)
-        if bar.disable:  # on a terminal the bar shows the stage instead
-            log(msg)
-
+    stages = _Stages(4, progress, log or (lambda msg: None))
     t0 = time.perf_counter()
-    say("reading corpora")
+    stages.start("reading corpora")
     corpora, hashes = read_splits(opts)
-    for s in corpora["train"].sentences:  # label id 0 is the padding label "<pad>": a real label cannot be it
-        if "<pad>" in s.labels:
-            i = s.labels.index("<pad>")
-            line = s.line + i if corpora["train"].format == "conll" else s.line
-            raise InputError(corpora["train"].source, line, "the label '<pad>' is reserved (it pads label sequences)")
-    task, detected, scheme = resolve_schemes(corpora, opts.input_scheme, opts.scheme)
-    repaired = {}
-    for name, corpus in corpora.items():
-        repaired[name] = convert_corpus(corpus, detected[name], scheme)
     train = corpora["train"]
+    check_labels(train)
+    task, detected, scheme = resolve_schemes(corpora, opts.input_scheme, opts.scheme)
+    repaired = {name: convert_corpus(corpus, detected[name], scheme) for name, corpus in corpora.items()}
+    vocabs = build_vocabularies(train, opts)
 
-    # Vocabularies from the training split only.
-    lookup_key = lambda w: (normalize_digits(w) if opts.digits else w)
-    key = (lambda w: lookup_key(w).lower()) if opts.lowercase else lookup_key
-    word_counts: Counter = Counter()
-    surface_counts: dict[str, Counter] = {}
-    for s in train.sentences:
-        for t in s.tokens:
-            k = key(t)
-            word_counts[k] += 1
-            surface_counts.setdefault(k, Counter())[t] += 1
-    words = Vocab.build(word_counts, opts.min_count)
-    surface = {k: c.most_common(1)[0][0] for k, c in surface_counts.items()}
-    chars = Vocab.build(char_counts(s.tokens for s in train.sentences))
-    labels = Vocab.build(Counter(l for s in train.sentences for l in s.labels), specials=False)
-    labels = Vocab(["<pad>", *labels.itos], specials=False)  # id 0 pads label tensors
+    stages.start(f"loading embeddings ({opts.embeddings})")
+    emb = build_embeddings(opts, train, vocabs)
 
-    bar.update(1)
-    say(f"loading embeddings ({opts.embeddings})")
-    vectors = load_vectors(
-        opts.embeddings, [s.tokens for s in train.sentences], opts.unlabeled_text,
-        dim=opts.embedding_dim, seed=opts.seed,
-    )
-    dim = vectors.dim if vectors is not None else opts.embedding_dim
-    matrix, found = build_matrix(words, surface, vectors, dim, opts.seed)
-    if vectors is not None and opts.extend_vocab:
-        extra, extra_matrix = extra_words(vectors, key, words)
-    else:
-        extra, extra_matrix = [], np.zeros((0, dim), np.float32)
-    lookup = WordLookup(words, extra, lowercase=opts.lowercase, digits=opts.digits)
-
-    bar.update(1)
-    say("computing statistics")
-    emb_info: dict = {"source": opts.embeddings, "dim": dim, "extra_words": len(extra)}
-    if vectors is not None:
-        vindex = vectors.index()
-        from tagger.embeddings import candidates
-
-        has = lambda w: any(c in vindex for c in candidates(w))
-        train_tokens = Counter(t for s in train.sentences for t in s.tokens)
-        type_cov, tok_cov = coverage(train_tokens, has)
-        emb_info.update(
-            pretrained_words=len(vectors.words), vocab_found=found,
-            vocab_coverage=found / max(1, len(words) - 2),
-            type_coverage=type_cov, token_coverage=tok_cov,
-        )
-
-    stats = {name: split_stats(c, task, scheme, lookup, labels) for name, c in corpora.items()}
+    stages.start("computing statistics")
+    lookup = WordLookup(vocabs.words, emb.extra, lowercase=opts.lowercase, digits=opts.digits)
+    stats = {name: split_stats(c, task, scheme, lookup, vocabs.labels) for name, c in corpora.items()}
     for name in stats:
         stats[name]["input_scheme"] = detected[name]
         stats[name]["repaired"] = repaired[name]
+    manifest = _manifest(opts, hashes, train, task, scheme, vocabs, emb, stats)
 
-    manifest = {
-        "tagger_version": __version__,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "options": asdict(opts),
-        "inputs": hashes,
-        "format": train.format,
-        "task": task,
-        "scheme": scheme,
-        "labels": labels.itos[1:],
-        "vocab": {"words": len(words), "chars": len(chars), "labels": len(labels) - 1, "extra_words": len(extra)},
-        "embeddings": emb_info,
-        "splits": stats,
-    }
-
-    bar.update(1)
-    say("writing prepared directory")
+    stages.start("writing prepared directory")
     try:
-        with atomic_dir(out, force=force) as tmp:
-            _save(tmp, corpora, words, chars, labels, extra, matrix, extra_matrix, opts, task, scheme, manifest)
-    finally:
-        bar.update(1)
-        bar.close()
-    manifest["seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_json(Path(out) / "prepare.json", manifest)
-    return manifest
-
-
-def _save(tmp: Path, corpora, words, chars, labels, extra, matrix, extra_matrix, opts, task, scheme, manifest) -> None:
-    import datasets
-    from safetensors.numpy import save_file
-
-    datasets.disable_progress_bars()
-    features = datasets.Features(
-        {
-            "tokens": datasets.Sequence(datasets.Value("string")),
-            "labels": datasets.Sequence(datasets.Value("string")),
-            "doc": datasets.Value("int32"),
-            "line": datasets.Value("int32"),
-        }
-    )
-    dd = datasets.DatasetDict(
-        {
-            name: datasets.Dataset.from_dict(
-                {
-                    "tokens": [s.tokens for s in c.sentences],
-                    "labels": [s.labels for s in c.sentences],
-                    "doc": [s.doc for s in c.sentences],
-                    "line": [s.line for s in c.sentences],
-                },
-                features=features,
-            )
-            for name, c in corpora.items()
-        }
-    )
-    dd.save_to_disk(str(tmp / "dataset"))
-    vocab = {
-        "words": words.to_json(),
-        "chars": chars.to_json(),
-        "labels": labels.to_json(),
-        "lowercase": opts.lowercase,
-        "digits": opts.digits,
-        "task": task,
-        "scheme": scheme,
-    }
-    (tmp / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False))
-    (tmp / "extra_words.json").write_text(json.dumps(extra, ensure_ascii=False))
-    save_file(
-        {"words": np.ascontiguousarray(matrix), "extra": np.ascontiguousarray(extra_matrix)},
-        str(tmp / "embeddings.safetensors"),
-    )
-    (tmp / "prepare.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-
-
-# --------------------------------------------------------------------------- loading
-
-
-@dataclass
-class Prepared:
-    """A prepared directory loaded back: datasets, vocabularies, embedding matrices."""
-
-    path: Path
-    manifest: dict
-    dataset: "object"  # datasets.DatasetDict
-    words: Vocab
-    chars: Vocab
-    labels: Vocab
-    extra: list[str]
-    matrix: np.ndarray
-    extra_matrix: np.ndarray
-    lowercase: bool
-    digits: bool
-    task: str
-    scheme: str
-
-    def lookup(self) -> WordLookup:
-        return WordLookup(self.words, self.extra, lowercase=self.lowercase, digits=self.digits)
-
-    def sentences(self, split: str) -> tuple[list[list[str]], list[list[str]]]:
-        if split not in self.dataset:
-            raise TaggerError(f"{self.path}: no {split!r} split (have {', '.join(self.dataset)})")
-        d = self.dataset[split]
-        return d["tokens"], d["labels"]
-
-
-def load_prepared(path: str | Path) -> Prepared:
-    """Load a directory written by :func:`prepare`."""
-    import datasets
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    need = ["prepare.json", "vocab.json", "extra_words.json", "embeddings.safetensors", "dataset"]
-    missing = [n for n in need if not (path / n).exists()]
-    if missing:
-        raise TaggerError(f"{path}: not a prepared directory (missing {', '.join(missing)}); run tagger prepare")
-    # (a FIFO or device named like a prepared file would block or never end a read)
-    odd = [n for n in need[:-1] if not (path / n).is_file()] + ([] if (path / "dataset").is_dir() else ["dataset"])
-    if odd:
-        raise TaggerError(f"{path}: corrupt prepared directory ({', '.join(odd)}: not a regular file or directory)")
-    try:
-        manifest = json.loads((path / "prepare.json").read_text())
-        vocab = json.loads((path / "vocab.json").read_text())
-        extra = json.loads((path / "extra_words.json").read_text())
-        tensors = load_file(str(path / "embeddings.safetensors"))
-        dataset = datasets.load_from_disk(str(path / "dataset"))
-        return Prepared(
-            path=path, manifest=manifest, dataset=dataset,
-            words=Vocab.from_json(vocab["words"]), chars=Vocab.from_json(vocab["chars"]),
-            labels=Vocab.from_json(vocab["labels"]), extra=[str(w) for w in extra],
-            matrix=tensors["words"], extra_matrix=tensors["extra"],
-            lowercase=bool(vocab["lowercase"]), digits=bool(vocab["digits"]),
-            task=vocab["task"], scheme=vocab["scheme"],
+        prep = Prepared(
+            path=Path(out), manifest=manifest, dataset=corpora_dataset(corpora),
+            words=vocabs.words, chars=vocabs.chars, labels=vocabs.labels,
+            extra=emb.extra, matrix=emb.matrix, extra_matrix=emb.extra_matrix,
+            lowercase=opts.lowercase, digits=opts.digits, task=task, scheme=scheme,
         )
-    except (ValueError, OSError, KeyError, TypeError, AttributeError) as exc:
-        raise TaggerError(f"{path}: corrupt prepared directory ({type(exc).__name__}: {exc})") from None
+        with atomic_dir(out, force=force) as tmp:
+            save_prepared(tmp, prep)
+    finally:
+        stages.close()
+    manifest["seconds"] = round(time.perf_counter() - t0, 2)
+    atomic_write_json(Path(out) / MANIFEST, manifest)
+    return manifest
 
 
 # --------------------------------------------------------------------------- display
@@ -448,7 +405,10 @@ def format_summary(manifest: dict) -> str:
     else:
         rows.append(("labels", *(str(len(splits[n]["labels"])) for n in names)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
+    lines = []
+    for r in rows:
+        cells = [c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))]
+        lines.append("  ".join(cells))
     lines.insert(1, "  ".join("-" * w for w in widths))
     v = manifest["vocab"]
     e = manifest["embeddings"]

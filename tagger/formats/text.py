@@ -1,6 +1,7 @@
-"""Raw-text tokenisation for ``tagger annotate``: sentences and tokens with character offsets.
+"""Text formats: raw text (split into sentences and tokens with character offsets) and tokenised
+text (one sentence per line, tokens separated by whitespace).
 
-English, CoNLL-2003-like tokens from syntok, post-processed so that
+Raw text is tokenised into English, CoNLL-2003-like tokens from syntok, post-processed so that
 
 * abbreviations keep their period (``U.S.``, ``Mr.``, ``a.m.``, ``J.``, ``Inc.``),
 * hyphenated words stay whole (``German-born``, ``one-day``; syntok drops the hyphen),
@@ -19,11 +20,14 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import IO, NamedTuple
 
 from syntok.segmenter import segment as _syntok_segment
 from syntok.tokenizer import Tokenizer as _SyntokTokenizer
+
+from tagger.formats.lines import DecodedStream, decoded_lines
 
 #: Words whose following period belongs to the token (case-sensitive, without the period).
 ABBREVIATIONS = frozenset(
@@ -124,7 +128,7 @@ def split_sentences(text: str) -> list[list[tuple[int, int]]]:
     clean = text.translate(_BLANKS) if ("\ufeff" in text or "\u200b" in text or "\x00" in text) else text
     sents: list[list[list]] = []
     for sent in _syntok_segment(_TOKENIZER.tokenize(clean)):
-        spans = []
+        spans: list[list] = []
         for t in sent:
             v = t.value
             if len(v) > 1 and not any(c.isalnum() for c in v):
@@ -256,3 +260,30 @@ def iter_text_sentences(lines: Iterable[str], max_chars: int = 100_000) -> Itera
         at_line_start = complete
     if buf:
         yield from flush(True)
+
+
+def read_text(fh: IO[bytes], path: str, encoding: str = "utf-8", max_chars: int = 100_000) -> Iterator[TextSentence]:
+    """The sentences of a raw-text stream; an undecodable byte is an error naming its line."""
+    return iter_text_sentences(iter_pieces(DecodedStream(fh, path, encoding)), max_chars=max_chars)
+
+
+# --------------------------------------------------------------------------- tokenised text
+
+
+class TokenLine(NamedTuple):
+    """One line of tokenised text: its tokens (empty for a blank line) or why it could not be read."""
+
+    line: int
+    tokens: list[str]
+    text: str
+    error: str | None
+
+
+def read_token_lines(fh: IO[bytes], path: str, encoding: str = "utf-8", strict: bool = True) -> Iterator[TokenLine]:
+    """Every line of a tokenised-text stream, tokens split at whitespace.
+
+    ``strict``: an undecodable line or a NUL byte is an :class:`~tagger.errors.InputError`;
+    otherwise an undecodable line comes with its ``error`` and no tokens.
+    """
+    for lineno, text, error in decoded_lines(fh, path, encoding, strict):
+        yield TokenLine(lineno, [] if error else text.split(), text, error)

@@ -8,35 +8,40 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
+from tagger.features import CASINGS, Batch
 from tagger.modeldir import JsonConfig
 from tagger.nn.crf import CRF
-from tagger.features import CASINGS, Batch
+from tagger.nn.embedding import WordEmbedding
+from tagger.options import option
 
 CHAR_ENCODERS = ("cnn", "lstm", "none")
 
 
 @dataclass
 class ModelConfig(JsonConfig):
-    """Architecture hyper-parameters (saved in the model directory's config.json)."""
+    """Architecture hyper-parameters (saved in the model directory's config.json).
 
-    num_words: int  # trainable vocabulary size (ids 0..num_words-1)
-    num_extra: int  # frozen pretrained-only words (ids num_words..)
-    word_dim: int
-    num_chars: int
-    num_tags: int
-    freeze_words: bool = False
-    char_encoder: str = "cnn"
-    char_dim: int = 30
-    char_filters: int = 50  # CNN filters, or LSTM hidden size per direction
-    char_kernel: int = 3
-    casing: bool = True
-    casing_dim: int = 10
-    hidden: int = 200  # LSTM hidden size per direction
-    layers: int = 1
-    dropout: float = 0.5
-    word_dropout: float = 0.05  # share of training tokens replaced by <unk>
-    use_crf: bool = True
+    The bounds are checked when a model directory is loaded and when training options are
+    validated (they refer to these fields), so the two can never disagree.
+    """
 
+    num_words: int = option(help="trainable vocabulary size (ids 0..num_words-1)", min=1, max=5_000_000)
+    num_extra: int = option(help="frozen pretrained-only words (ids num_words..)", min=0, max=5_000_000)
+    word_dim: int = option(help="word vector size", min=1, max=2048)
+    num_chars: int = option(help="character vocabulary size", min=1, max=1_000_000)
+    num_tags: int = option(help="label vocabulary size", min=1, max=10_000)
+    freeze_words: bool = option(False, help="keep the pretrained word vectors fixed")
+    char_encoder: str = option("cnn", help="cnn | lstm | none", choices=CHAR_ENCODERS)
+    char_dim: int = option(30, help="character embedding size", min=1, max=1024)
+    char_filters: int = option(50, help="CNN filters, or LSTM hidden size per direction", min=1, max=4096)
+    char_kernel: int = option(3, help="CNN kernel width", min=1, max=31)
+    casing: bool = option(True, help="casing feature")
+    casing_dim: int = option(10, help="casing embedding size", min=1, max=256)
+    hidden: int = option(200, help="LSTM hidden size per direction", min=1, max=4096)
+    layers: int = option(1, help="BiLSTM layers", min=1, max=8)
+    dropout: float = option(0.5, help="dropout rate", min=0.0, below=1.0)
+    word_dropout: float = option(0.05, help="share of training tokens replaced by <unk>", min=0.0, below=1.0)
+    use_crf: bool = option(True, help="CRF output layer (else softmax)")
 
 
 class CharCNN(nn.Module):
@@ -94,12 +99,9 @@ class BiLSTMCRF(nn.Module):
         c = config
         if c.char_encoder not in CHAR_ENCODERS:
             raise ValueError(f"char_encoder must be one of {CHAR_ENCODERS}")
-        self.word_embed = nn.Embedding(c.num_words, c.word_dim, padding_idx=0)
-        self.word_embed.weight.requires_grad_(not c.freeze_words)
-        # Pretrained vectors of words never seen in training: frozen, not trained.
-        self.register_buffer("extra_embed", torch.zeros(c.num_extra, c.word_dim), persistent=False)
+        self.word_embed = WordEmbedding(c.num_words, c.num_extra, c.word_dim, c.word_dropout, c.freeze_words)
         in_dim = c.word_dim
-        self.char_encoder: nn.Module | None = None
+        self.char_encoder: CharCNN | CharLSTM | None = None
         if c.char_encoder == "cnn":
             self.char_encoder = CharCNN(c.num_chars, c.char_dim, c.char_filters, c.char_kernel, c.dropout)
         elif c.char_encoder == "lstm":
@@ -119,25 +121,6 @@ class BiLSTMCRF(nn.Module):
 
     # ------------------------------------------------------------------ features
 
-    def set_pretrained(self, words, extra=None) -> None:
-        """Copy pretrained matrices into the word embeddings (numpy or tensors)."""
-        with torch.no_grad():
-            self.word_embed.weight.copy_(torch.as_tensor(words))
-            if extra is not None and self.config.num_extra:
-                self.extra_embed = torch.as_tensor(extra, dtype=torch.float32).to(self.word_embed.weight.device)
-
-    def embed_words(self, words: Tensor) -> Tensor:
-        n = self.config.num_words
-        if self.training and self.config.word_dropout > 0:
-            drop = torch.rand(words.shape, device=words.device) < self.config.word_dropout
-            words = words.masked_fill(drop & (words > 0), 1)
-        if self.config.num_extra == 0:
-            return self.word_embed(words)  # (batch, seq_len, word_dim)
-        is_extra = words >= n
-        w = self.word_embed(words.masked_fill(is_extra, 1))
-        e = nn.functional.embedding((words - n).clamp(min=0), self.extra_embed)
-        return torch.where(is_extra.unsqueeze(-1), e, w)  # (batch, seq_len, word_dim)
-
     def char_features(self, chars: Tensor) -> Tensor:
         """Character-encoder output ``(N, out_dim)`` of N tokens given as ``(N, max_chars)`` ids (0 = padding).
 
@@ -150,7 +133,7 @@ class BiLSTMCRF(nn.Module):
     def features(self, words: Tensor, chars: Tensor | None, casing: Tensor) -> Tensor:
         """Input features ``(..., in_dim)``: word embeddings of ``words`` (...), the character-encoder
         output ``chars`` (..., out_dim; None without a character encoder) and casing embeddings."""
-        parts = [self.embed_words(words)]
+        parts = [self.word_embed(words)]
         if self.char_encoder is not None:
             parts.append(chars)
         if self.casing_embed is not None:
@@ -196,6 +179,7 @@ class BiLSTMCRF(nn.Module):
 
     def loss(self, batch: Batch, reduction: str = "mean") -> Tensor:
         """Negative log-likelihood (CRF) or token cross-entropy (no CRF)."""
+        assert batch.tags is not None, "the loss needs gold tags"
         em = self.emissions(batch)
         if self.crf is not None:
             return self.crf(em, batch.tags, batch.mask, reduction=reduction)

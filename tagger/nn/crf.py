@@ -40,6 +40,12 @@ BoolLike = Tensor | Sequence[bool] | Sequence[Sequence[bool]]
 class CRF(nn.Module):
     """Linear-chain CRF with learned start, transition (``[from, to]``) and end scores."""
 
+    # constraint buffers (registered in __init__)
+    start_allowed: Tensor
+    trans_allowed: Tensor
+    end_allowed: Tensor
+    constrain_in_training: Tensor
+
     def __init__(self, num_tags: int) -> None:
         super().__init__()
         if num_tags < 1:
@@ -98,13 +104,6 @@ class CRF(nn.Module):
             buf.copy_(t)
         self.constrain_in_training.fill_(bool(in_training))
 
-    def clear_constraints(self) -> None:
-        """Allow everything again."""
-        self.start_allowed.fill_(True)
-        self.trans_allowed.fill_(True)
-        self.end_allowed.fill_(True)
-        self.constrain_in_training.fill_(False)
-
     @property
     def has_constraints(self) -> bool:
         """Whether any start tag, transition or end tag is disallowed."""
@@ -134,9 +133,11 @@ class CRF(nn.Module):
         if emissions.size(1) < 1:
             raise ValueError("seq_len must be >= 1")
         if tuple(mask.shape) != tuple(emissions.shape[:2]):
-            raise ValueError(f"mask shape {tuple(mask.shape)} != emissions batch/seq shape {tuple(emissions.shape[:2])}")
+            raise ValueError(f"mask shape {tuple(mask.shape)} != emissions batch/seq shape "
+                             f"{tuple(emissions.shape[:2])}")
         if tags is not None and tuple(tags.shape) != tuple(emissions.shape[:2]):
-            raise ValueError(f"tags shape {tuple(tags.shape)} != emissions batch/seq shape {tuple(emissions.shape[:2])}")
+            raise ValueError(f"tags shape {tuple(tags.shape)} != emissions batch/seq shape "
+                             f"{tuple(emissions.shape[:2])}")
         if mask.dtype != torch.bool:
             mask = mask != 0
         if mask.device != emissions.device:
@@ -376,6 +377,7 @@ class CRF(nn.Module):
         """
         mask = self._check(emissions, mask)
         alphas, betas, log_z, _ = self._forward_backward(emissions, mask)  # float64
+        assert betas is not None
         probs = torch.exp(alphas + betas - log_z[:, None, None])  # (batch, seq_len, T)
         return probs.masked_fill(~mask.unsqueeze(2), 0.0).to(emissions.dtype)
 
@@ -415,6 +417,7 @@ class CRF(nn.Module):
                 raise ValueError("segment tags out of range")
 
         alphas, betas, log_z, trans = self._forward_backward(emissions, mask)  # float64
+        assert betas is not None
         emissions64 = emissions.double()
         steps = torch.arange(tags.size(1), device=dev)  # (M,)
         inside = steps < seg_len.unsqueeze(1)  # (N, M)

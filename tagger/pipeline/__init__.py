@@ -1,1 +1,1 @@
-"""``tagger run``: pipeline files of stages, skip logic and the runner."""
+"""``tagger run``: pipeline files of stages (spec, command), skip logic (stamps) and the runner."""

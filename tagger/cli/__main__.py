@@ -1,0 +1,5 @@
+"""``python -m tagger.cli``: the same as the ``tagger`` command."""
+
+from tagger.cli import main
+
+main(prog_name="tagger")
