@@ -137,3 +137,16 @@ def test_streaming_reader_is_lazy(tmp_path):
     p = write(tmp_path, "a.conll", "a O\n\n" * 5 + "broken\n")
     it = iter_conll(p)
     assert next(it).tokens == ["a"]  # the error further down is not hit yet
+
+
+def test_conllu_content_in_a_conll_named_file_is_read_as_conllu(tmp_path):
+    """CoNLL-X / CoNLL-U treebanks are often named .conll: the content decides."""
+    from tagger.formats.detect import detect_format
+
+    lines = ["1\tThe\tthe\tDET\tDT\t_\t2\tdet\t_\t_", "2\tdog\tdog\tNOUN\tNN\t_\t0\troot\t_\t_", ""]
+    path = tmp_path / "treebank.conll"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert detect_format(path, ("conllu", "conll")) == "conllu"
+    plain = tmp_path / "ner.conll"
+    plain.write_text("EU B-ORG\nrejects O\n\n", encoding="utf-8")
+    assert detect_format(plain, ("conllu", "conll")) == "conll"

@@ -102,7 +102,7 @@ def classify_train(train_files, label_files, dev_files, out, cv, cv_report, form
 @ENCODING
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Write metrics.json and report.md here.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 def classify_evaluate(model_dir, data_files, label_files, format_, encoding, out_dir, as_json, batch_size):
     """Accuracy, per-class precision/recall/F1 and the confusion matrix of a classifier."""
     from tagger.commands.classify import Classifier, evaluate, format_report, write_evaluation
@@ -130,7 +130,7 @@ def classify_evaluate(model_dir, data_files, label_files, format_, encoding, out
 @click.option("--format", "format_", type=click.Choice(["auto", "tsv", "csv", "jsonl", "lines"]), default="auto",
               show_default=True, help="Input format (auto: .jsonl/.csv/.tsv by extension, else one text per line).")
 @ENCODING
-@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=256, show_default=True)
 def classify_predict(model_dir, inputs, out, format_, encoding, batch_size):
     """Label every input line/record (order kept, nothing dropped) → JSONL with probabilities."""
     from tagger.commands.classify import Classifier, predict_records, write_jsonl

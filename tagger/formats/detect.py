@@ -91,9 +91,11 @@ _RULES: list[tuple[str, Callable[[_Head], bool]]] = [
 def sniff(head: bytes, name: str, among: Sequence[str], encoding: str = "utf-8") -> str:
     """The format of a file named ``name`` (may be ``""``) that starts with ``head``, one of ``among``."""
     by_name = SUFFIXES.get(Path(name).suffix.lower())
+    h = _Head(head, encoding)
+    if by_name == "conll" and "conllu" in among and h.nonblank and _conllu(h):
+        return "conllu"  # CoNLL-X / CoNLL-U treebanks are often named .conll
     if by_name is not None and by_name in among:
         return by_name
-    h = _Head(head, encoding)
     if h.nonblank:
         for fmt, rule in _RULES:
             if fmt in among and fmt != among[-1] and rule(h):

@@ -31,7 +31,7 @@ from tagger.commands.annotate.items import Item, read_items
 from tagger.commands.annotate.jobs import Job, Sink, open_input, output_path, plan_jobs, remove_stale
 from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
 from tagger.commands.annotate.render import Renderer, resolve_output_format
-from tagger.errors import InputError, TaggerError
+from tagger.errors import InputError, ModelError, TaggerError
 from tagger.formats.detect import sniff
 from tagger.predict import Predictor
 from tagger.training.progress import progress_bar
@@ -71,7 +71,10 @@ def token_column(predictor: Predictor, options: AnnotateOptions) -> int:
     """The token column of CoNLL input: the option, else the model's training data's."""
     if options.token_column is not None:
         return options.token_column
-    return int((predictor.config.get("data") or {}).get("token_column") or 0)
+    column = (predictor.config.get("data") or {}).get("token_column") or 0
+    if not isinstance(column, int) or isinstance(column, bool):
+        raise ModelError(f"model config.json: data.token_column must be an integer, got {column!r}")
+    return column
 
 
 def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], column: int) -> Iterator:
