@@ -18,7 +18,7 @@ from tagger import metrics, schemes
 from tagger.errors import TaggerError
 from tagger.features import Featurizer, collate, length_batches
 from tagger.nn.bilstm_crf import CHAR_ENCODERS, BiLSTMCRF, ModelConfig
-from tagger.options import bounds, check_fields, from_toml, option, to_toml
+from tagger.options import bounds, check_fields, from_toml, option
 from tagger.predict import save_tagger_static, tagger_config
 from tagger.prepared import Prepared, load_prepared
 from tagger.training.batches import epoch_batches
@@ -76,9 +76,6 @@ class TrainOptions:
     def from_toml(cls, path: str | Path, **overrides) -> TrainOptions:
         """Options from a TOML file (a flat table, or a [train] table); ``overrides`` win."""
         return from_toml(cls, path, "train", **overrides)
-
-    def to_toml(self) -> str:
-        return to_toml(self, "train", "effective training configuration (tagger train --config this-file)")
 
     def recipe(self) -> Recipe:
         sgd = self.optimizer == "sgd"

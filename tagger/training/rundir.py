@@ -101,8 +101,8 @@ class RunDir:
     def start_files(self, write_files: Callable[[Path], None]) -> None:
         """Write the model's static files, then the options (their presence marks a started run)."""
         write_files(self.path)
-        atomic_write_bytes(self.path / OPTIONS,
-                           to_toml(self.opts, self.table, "effective training configuration").encode())
+        header = "effective training configuration (use it with --config)"
+        atomic_write_bytes(self.path / OPTIONS, to_toml(self.opts, self.table, header).encode())
 
     def check_saved(self, kind: str, key: str, value: Any, what: str) -> None:
         """A resumed run must see what the saved one saw: ``config.json``'s ``key`` must equal ``value``."""
