@@ -98,6 +98,17 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
     return data
 
 
+def _check_names(path: Path, expected: Mapping, found: Mapping) -> None:
+    """A :class:`ModelError` unless the tensor names in ``found`` are exactly those ``expected``."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    if missing or unexpected:
+        raise ModelError(
+            f"{path}: weights do not match the configuration "
+            f"(missing: {', '.join(missing[:5]) or '-'}; unexpected: {', '.join(unexpected[:5]) or '-'})"
+        )
+
+
 def _first_line(exc: Exception) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
@@ -116,13 +127,7 @@ def load_tensors(
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
     if expected is not None:
-        missing = sorted(set(expected) - set(tensors))
-        unexpected = sorted(set(tensors) - set(expected))
-        if missing or unexpected:
-            raise ModelError(
-                f"{path}: weights do not match the configuration "
-                f"(missing: {', '.join(missing[:5]) or '-'}; unexpected: {', '.join(unexpected[:5]) or '-'})"
-            )
+        _check_names(path, expected, tensors)
         for name, shape in expected.items():
             if tuple(tensors[name].shape) != tuple(shape):
                 raise ModelError(
@@ -160,13 +165,7 @@ def check_header(path: str | os.PathLike, expected: Mapping[str, tuple[tuple[int
             found = {k: (tuple(fh.get_slice(k).get_shape()), fh.get_slice(k).get_dtype()) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: not a valid safetensors file ({_first_line(exc)})") from None
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    if missing or unexpected:
-        raise ModelError(
-            f"{path}: weights do not match the configuration "
-            f"(missing: {', '.join(missing[:5]) or '-'}; unexpected: {', '.join(unexpected[:5]) or '-'})"
-        )
+    _check_names(path, expected, found)
     for name, (shape, dtype) in expected.items():
         if found[name][0] != tuple(shape):
             raise ModelError(f"{path}: tensor {name} has shape {found[name][0]}, the configuration says {tuple(shape)}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import ENCODING, FORCE, QUIET, TaggerGroup, best_text, stderr_log
+from tagger.cli.common import ENCODING, FORCE, QUIET, TaggerGroup, best_text, resume_option, stderr_log
 from tagger.commands.classify import ClassifierOptions
 from tagger.commands.generate import GeneratorOptions
 from tagger.declare import Command, Headline, InputPath
@@ -15,10 +15,6 @@ from tagger.errors import TaggerError
 from tagger.fsutil import atomic_write_bytes, atomic_write_json, os_error
 from tagger.options import click_options, given
 
-RESUME = click.option("--resume", is_flag=True,
-                      help="Continue an interrupted run in --out from its last checkpoint (options given again must "
-                           "equal the saved ones, except --epochs, --max-minutes, --patience, --device, --threads "
-                           "and --eval-batch-size).")
 _LABEL_FILES = click.option("--label-file", "label_files", multiple=True, metavar="LABEL=FILE",
                             type=InputPath(keyed=True, dir_okay=False),
                             help="A file of texts (one per line) that all have LABEL, e.g. pos=rt-polarity.pos. "
@@ -54,7 +50,7 @@ def classify() -> None:
 @_CLASSIFY_FORMAT
 @ENCODING
 @FORCE
-@RESUME
+@resume_option(ClassifierOptions)
 @QUIET
 @click_options(ClassifierOptions)
 def classify_train(train_files, label_files, dev_files, out, cv, cv_report, format_, encoding, force, resume, quiet,
@@ -166,7 +162,7 @@ def generate() -> None:
 @_TOKEN_COLUMN
 @ENCODING
 @FORCE
-@RESUME
+@resume_option(GeneratorOptions)
 @QUIET
 @click_options(GeneratorOptions)
 def generate_train(text_files, dev_files, out, format_, token_column, encoding, force, resume, quiet, **flags):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import click
 
 from tagger.errors import TaggerError
+from tagger.options import flag_name
+from tagger.training.resume import RESUME_OVERRIDES
 
 
 class TaggerGroup(click.Group):
@@ -45,3 +48,11 @@ def label_column(value: str) -> int | str:
         return int(value)
     except ValueError:
         return value
+
+
+def resume_option(options_cls: type, where: str = "--out") -> Callable:
+    """``--resume``, with the options of ``options_cls`` that may change on resuming named in its help."""
+    changeable = [flag_name(f) for f in dataclasses.fields(options_cls) if f.name in RESUME_OVERRIDES]
+    return click.option("--resume", is_flag=True,
+                        help=f"Continue an interrupted run in {where} from its last checkpoint (options given again "
+                             f"must equal the saved ones, except {', '.join(changeable)}).")

@@ -7,19 +7,14 @@ import sys
 
 import click
 
-from tagger.cli.common import FORCE, QUIET, best_text, label_column, stderr_log
+from tagger.cli.common import FORCE, QUIET, best_text, label_column, resume_option, stderr_log
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.commands.prepare import PrepareOptions
 from tagger.commands.train import TrainOptions
 from tagger.declare import Command, Headline, InputPath
 from tagger.options import click_options, given, read_toml
-from tagger.training.resume import RESUME_OVERRIDES
 
 FORMAT_FIELDS = ("format", "token_column", "label_column", "label_field", "encoding")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
 
 
 @click.command(cls=Command, headline=Headline("prepare.json", "splits.*.sentences", label="sentences"))
@@ -50,8 +45,7 @@ def _dev_label(summary: dict) -> str:
 @click.argument("prepared", type=InputPath(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model directory to write.")
 @click.option("--config", "config_file", type=InputPath(dir_okay=False), help="TOML file of training options.")
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from its last checkpoint (options "
-              "given again must equal the saved ones, except " + ", ".join(_flag(k) for k in RESUME_OVERRIDES) + ").")
+@resume_option(TrainOptions)
 @FORCE
 @QUIET
 @click_options(TrainOptions)
