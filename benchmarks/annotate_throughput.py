@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     import tagger
-    from tagger.commands.annotate import AnnotateOptions, annotate_paths, available_cores
+    from tagger.commands.annotate import AnnotateOptions, annotate_paths
     from tagger.formats.conll import iter_conll
+    from tagger.threads import available_cores
 
     sents = [s.tokens for s in iter_conll(args.data, label_column=None)]
     lines = "".join(" ".join(s) + "\n" for s in sents)

@@ -42,21 +42,9 @@ class Encoded:
     chars: list[list[int]]
     casing: list[int]
     tags: list[int] | None = None
-    _chars_t: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.words)
-
-    def chars_tensor(self) -> torch.Tensor:
-        """Character ids as a (seq_len, max_chars) tensor, built once and cached."""
-        if self._chars_t is None:
-            width = max(1, max(len(c) for c in self.chars))
-            t = torch.zeros(len(self.chars), width, dtype=torch.long)
-            for j, c in enumerate(self.chars):
-                if c:
-                    t[j, : len(c)] = torch.tensor(c)
-            self._chars_t = t
-        return self._chars_t
 
 
 class Featurizer:
@@ -96,45 +84,81 @@ class Featurizer:
 
 @dataclass
 class Batch:
-    """Padded tensors for a batch of sentences."""
+    """Padded tensors for a batch of sentences; characters once per distinct token."""
 
     words: torch.Tensor  # (batch, seq_len) long
-    chars: torch.Tensor  # (batch, seq_len, max_chars) long
+    chars: torch.Tensor  # (distinct tokens, max_chars) long: character ids of the batch's distinct tokens
+    char_rows: torch.Tensor  # (batch, seq_len) long: the row of ``chars`` of each position
     casing: torch.Tensor  # (batch, seq_len) long
     mask: torch.Tensor  # (batch, seq_len) bool
     tags: torch.Tensor | None  # (batch, seq_len) long, 0 at padding
     index: list[int]  # positions of these sentences in the original list
 
+    @property
+    def lengths(self) -> torch.Tensor:
+        """``(batch,)`` sentence lengths."""
+        return self.mask.sum(1)
+
     def to(self, device: torch.device | str) -> Batch:
         if str(device) == "cpu":
             return self
         return Batch(
-            self.words.to(device), self.chars.to(device), self.casing.to(device),
+            self.words.to(device), self.chars.to(device), self.char_rows.to(device), self.casing.to(device),
             self.mask.to(device), None if self.tags is None else self.tags.to(device), self.index,
         )
 
 
+class EncodedCorpus:
+    """Encoded sentences held as flat tensors, so that a batch is built by indexing alone.
+
+    Every token points to its distinct character sequence (a row of a padded table), so a
+    batch carries each distinct token's characters once and the character encoder runs once
+    per distinct token of the batch.
+    """
+
+    def __init__(self, items: Sequence[Encoded]) -> None:
+        if any(len(x) == 0 for x in items):
+            raise ValueError("every sentence needs at least one token")
+        self.lengths = torch.tensor([len(x) for x in items], dtype=torch.long)  # (sentences,)
+        self.offsets = torch.cumsum(self.lengths, 0) - self.lengths  # (sentences,) first token of each
+        self.words = torch.tensor([w for x in items for w in x.words], dtype=torch.long)  # (tokens,)
+        self.casing = torch.tensor([c for x in items for c in x.casing], dtype=torch.long)  # (tokens,)
+        self.tags = None
+        if items and all(x.tags is not None for x in items):
+            self.tags = torch.tensor([t for x in items for t in x.tags or []], dtype=torch.long)  # (tokens,)
+        forms: dict[tuple[int, ...], int] = {}
+        self.forms = torch.tensor([forms.setdefault(tuple(c), len(forms)) for x in items for c in x.chars],
+                                  dtype=torch.long)  # (tokens,) row of form_chars
+        width = max([1, *map(len, forms)])
+        self.form_chars = torch.zeros(max(1, len(forms)), width, dtype=torch.long)  # (forms, max_chars)
+        self.form_lengths = torch.zeros(max(1, len(forms)), dtype=torch.long)  # (forms,)
+        for chars, row in forms.items():
+            self.form_chars[row, : len(chars)] = torch.tensor(chars, dtype=torch.long)
+            self.form_lengths[row] = len(chars)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def batch(self, index: Sequence[int]) -> Batch:
+        """The sentences ``index`` as one padded :class:`Batch`."""
+        idx = torch.as_tensor(index, dtype=torch.long)  # (batch,)
+        lengths = self.lengths[idx]  # (batch,)
+        steps = torch.arange(int(lengths.max()))  # (seq_len,)
+        mask = steps[None, :] < lengths[:, None]  # (batch, seq_len)
+        pos = torch.where(mask, self.offsets[idx, None] + steps[None, :], 0)  # (batch, seq_len) token positions
+        forms, rows = torch.unique(self.forms[pos], return_inverse=True)  # (distinct,), (batch, seq_len)
+        chars = self.form_chars[forms, : int(self.form_lengths[forms].max())]  # (distinct, max_chars)
+        words = self.words[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
+        cas = self.casing[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
+        tags = None if self.tags is None else self.tags[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
+        return Batch(words, chars, rows, cas, mask, tags, list(index))
+
+
 def collate(items: Sequence[Encoded], index: Sequence[int]) -> Batch:
-    """Pad encoded sentences into one :class:`Batch`."""
-    b = len(items)
-    seq_len = max(len(x) for x in items)
-    max_chars = max(1, max(len(c) for x in items for c in x.chars))
-    words = torch.zeros(b, seq_len, dtype=torch.long)
-    cas = torch.zeros(b, seq_len, dtype=torch.long)
-    chars = torch.zeros(b, seq_len, max_chars, dtype=torch.long)
-    mask = torch.zeros(b, seq_len, dtype=torch.bool)
-    has_tags = all(x.tags is not None for x in items)
-    tags = torch.zeros(b, seq_len, dtype=torch.long) if has_tags else None
-    for i, x in enumerate(items):
-        n = len(x)
-        words[i, :n] = torch.tensor(x.words)
-        cas[i, :n] = torch.tensor(x.casing)
-        mask[i, :n] = True
-        ct = x.chars_tensor()
-        chars[i, :n, : ct.shape[1]] = ct
-        if tags is not None:
-            tags[i, :n] = torch.tensor(x.tags)
-    return Batch(words, chars, cas, mask, tags, list(index))
+    """Pad encoded sentences into one :class:`Batch` (``index``: their positions in the original list)."""
+    batch = EncodedCorpus(items).batch(range(len(items)))
+    batch.index = list(index)
+    return batch
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, order: Sequence[int] | None = None) -> list[list[int]]:

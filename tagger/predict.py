@@ -18,6 +18,7 @@ from tagger import modeldir, schemes
 from tagger.errors import ModelError, TaggerError
 from tagger.features import Featurizer, casing
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
+from tagger.threads import poll as poll_threads
 from tagger.vocab import Vocab, WordLookup
 
 WEIGHTS = "model.safetensors"
@@ -286,6 +287,7 @@ class Predictor:
         with torch.inference_mode():
             k = 0
             while k < len(batches):
+                poll_threads()  # torch's thread count follows the machine's load (tagger.threads)
                 # A block of whole batches (bounded size): its token features are built at once.
                 block: list[list[int]] = []
                 tokens = 0

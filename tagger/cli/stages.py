@@ -72,7 +72,7 @@ def train(prepared, out, config_file, resume, force, quiet, **flags):
 @click_options(PrepareOptions, only=FORMAT_FIELDS)
 @click.option("--batch-size", type=int, default=256, show_default=True, help="Sentences per prediction batch.")
 @click.option("--threads", type=int, default=0, show_default=True,
-              help="CPU threads for prediction (0 = torch's default, fewer on a busy machine).")
+              help="CPU threads for prediction (0 = the cores other processes leave free).")
 @click.option("--device", default="cpu", show_default=True, help="auto | cpu | cuda.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and --json output).")
 def evaluate(model_dir, data, out, as_json, batch_size, threads, device, quiet, **formats):

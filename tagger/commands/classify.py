@@ -82,7 +82,8 @@ class ClassifierOptions:
                                  min=0.0, below=1.0)
     seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
-    threads: int = option(0, help="Torch CPU threads (0 = torch's default).", min=0)
+    threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
+                         "every few seconds).", min=0)
     eval_batch_size: int = option(256, help="Examples per batch when scoring dev.", min=1)
 
     def validate(self) -> None:
@@ -256,7 +257,7 @@ def train_classifier(
     labels = sorted({str(e.label) for e in train})
     if len(labels) < 2:
         raise TaggerError(f"training data has only one label ({labels[0] if labels else '-'}): need at least 2")
-    device = setup(opts.seed, opts.device, opts.threads)
+    device = setup(opts.seed, opts.device)
     tokens = [tokenize(e.text) for e in train]
     table = build_word_table(tokens, opts.embeddings, vectors=vectors, lowercase=opts.lowercase, digits=opts.digits,
                              min_count=opts.min_count, extend_vocab=opts.extend_vocab, dim=opts.embedding_dim,
@@ -265,7 +266,7 @@ def train_classifier(
     if run is not None:
         run.check_saved(KIND, "vocab", task.config["vocab"], "training data")
         run.create()
-    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress)
+    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     trainer.restore_best()
     summary = {**trainer.summary(), "labels": labels, "embeddings": table.info}

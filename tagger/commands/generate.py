@@ -277,7 +277,8 @@ class GeneratorOptions:
                                  "(the last ones).", min=0.0, below=1.0)
     seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
-    threads: int = option(0, help="Torch CPU threads (0 = torch's default).", min=0)
+    threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
+                         "every few seconds).", min=0)
     eval_batch_size: int = option(8, help="Streams for dev perplexity.", min=1)
 
     def validate(self) -> None:
@@ -403,7 +404,7 @@ def train_generator(
     unk = sum(1 for i in train_ids if i == UNK_ID)
     say(f"vocabulary: {len(vocab)} ids (min count {opts.min_count}); train tokens {len(train_ids) - 1:,}, "
         f"<unk> {unk / max(1, len(train_ids) - 1):.2%}")
-    device = setup(opts.seed, opts.device, opts.threads)
+    device = setup(opts.seed, opts.device)
     matrix = initial_vectors(vocab, train, opts, say)
     cutoffs = default_cutoffs(len(vocab)) if opts.adaptive_softmax else []
     mc = LMConfig(vocab_size=len(vocab), embed_dim=opts.embedding_dim if matrix is None else matrix.shape[1],
@@ -421,7 +422,7 @@ def train_generator(
     if run is not None:
         run.check_saved(KIND, "vocab", config["vocab"], "training data")
         run.create()
-    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress)
+    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     trainer.restore_best()
     summary = {**trainer.summary(), "vocab_size": len(vocab), "train_tokens": len(train_ids) - 1}

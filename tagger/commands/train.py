@@ -16,7 +16,7 @@ import torch
 
 from tagger import metrics, schemes
 from tagger.errors import TaggerError
-from tagger.features import Featurizer, collate, length_batches
+from tagger.features import EncodedCorpus, Featurizer, length_batches
 from tagger.nn.bilstm_crf import CHAR_ENCODERS, BiLSTMCRF, ModelConfig
 from tagger.options import bounds, check_fields, from_toml, option
 from tagger.predict import save_tagger_static, tagger_config
@@ -50,7 +50,8 @@ class TrainOptions:
     max_minutes: float = option(0.0, help="Stop after this many minutes of training (0 = no limit).", min=0.0)
     seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
-    threads: int = option(0, help="Torch CPU threads (0 = torch's default).", min=0)
+    threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
+                         "every few seconds).", min=0)
     eval_batch_size: int = option(256, help="Sentences per batch when scoring dev.", min=1)
     # architecture (bounds from ModelConfig: the same as when a model directory is loaded)
     char_encoder: str = option("cnn", help="cnn (Ma & Hovy) | lstm (Lample et al.) | none.", choices=CHAR_ENCODERS)
@@ -85,15 +86,15 @@ class TrainOptions:
                       max_minutes=self.max_minutes, ema=self.ema)
 
 
-def evaluate_split(model: BiLSTMCRF, encoded, gold: list[list[str]], itos: list[str], task: str, scheme: str,
-                   batch_size: int, device: str) -> tuple[dict, list[list[str]]]:
+def evaluate_split(model: BiLSTMCRF, encoded: EncodedCorpus, gold: list[list[str]], itos: list[str], task: str,
+                   scheme: str, batch_size: int, device: str) -> tuple[dict, list[list[str]]]:
     """Decode encoded sentences and score them against gold label strings."""
     model.eval()
-    lengths = [len(e) for e in encoded]
-    preds: list[list[str]] = [[] for _ in encoded]
+    lengths = encoded.lengths.tolist()
+    preds: list[list[str]] = [[] for _ in lengths]
     with torch.inference_mode():
         for idx in length_batches(lengths, batch_size):
-            batch = collate([encoded[i] for i in idx], idx).to(device)
+            batch = encoded.batch(idx).to(device)
             paths, _ = model.decode(batch)
             for b, i in enumerate(idx):
                 preds[i] = [itos[t] for t in paths[b, : lengths[i]].tolist()]
@@ -111,15 +112,16 @@ class TaggerTask(Task):
         labels = prep.labels
         feat = Featurizer(prep.lookup(), prep.chars, labels)
         tokens, tags = prep.sentences("train")
-        self.train = [feat.encode(t, lab) for t, lab in zip(tokens, tags, strict=True)]
-        for e in self.train:
+        train = [feat.encode(t, lab) for t, lab in zip(tokens, tags, strict=True)]
+        for e in train:
             e.tags = [max(t, 0) for t in e.tags or []]  # labels come from train: never unknown
-        self.lengths = [len(e) for e in self.train]
+        self.train = EncodedCorpus(train)
+        self.lengths = self.train.lengths.tolist()
         self.n_tokens = sum(self.lengths)
         self.has_dev = "dev" in prep.dataset
         if self.has_dev:
             dev_tokens, self.dev_gold = prep.sentences("dev")
-            self.dev = [feat.encode(t) for t in dev_tokens]
+            self.dev = EncodedCorpus([feat.encode(t) for t in dev_tokens])
         self.headline = "f1" if prep.task == "entity" else "accuracy"
         mc = ModelConfig(
             num_words=len(prep.words), num_extra=len(prep.extra), word_dim=int(prep.matrix.shape[1]),
@@ -161,7 +163,7 @@ class TaggerTask(Task):
         return epoch_batches(self.lengths, self.opts.batch_size, self.opts.seed, epoch)
 
     def step(self, idx: list[int]) -> Step:
-        batch = collate([self.train[i] for i in idx], idx).to(self.device)
+        batch = self.train.batch(idx).to(self.device)
         loss = self.model.loss(batch, reduction="sum")
         return Step(loss / len(idx), loss.item(), len(idx), len(idx))
 
@@ -210,10 +212,10 @@ def train(
         raise TaggerError(f"{prepared_dir}: no train split")
     if "dev" not in prep.dataset:
         say("warning: no dev split; the model of the last epoch is kept")
-    device = setup(opts.seed, opts.device, opts.threads)
+    device = setup(opts.seed, opts.device)
     run.create()
     task = TaggerTask(prep, prepared_dir, opts, device)
-    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress)
+    trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     summary = {"model": str(out), "task": prep.task, **trainer.summary()}
     run.write_summary(summary)

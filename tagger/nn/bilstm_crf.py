@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from tagger.features import CASINGS, Batch
 from tagger.modeldir import JsonConfig
 from tagger.nn.crf import CRF
+from tagger.nn.dropout import Dropout
 from tagger.nn.embedding import WordEmbedding
+from tagger.nn.padded_lstm import run_bilstm
 from tagger.options import option
 
 CHAR_ENCODERS = ("cnn", "lstm", "none")
@@ -50,20 +51,17 @@ class CharCNN(nn.Module):
     def __init__(self, num_chars: int, dim: int, filters: int, kernel: int, dropout: float) -> None:
         super().__init__()
         self.embed = nn.Embedding(num_chars, dim, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.conv = nn.Conv1d(dim, filters, kernel, padding=kernel // 2)
         self.out_dim = filters
 
     def forward(self, chars: Tensor) -> Tensor:
-        b, n, c = chars.shape  # (batch, seq_len, max_chars)
-        flat = chars.view(b * n, c)
-        x = self.dropout(self.embed(flat)).transpose(1, 2)  # (batch*seq_len, char_dim, max_chars)
-        h = self.conv(x)  # (batch*seq_len, filters, max_chars')
-        h = h[:, :, :c]
-        pad = (flat == 0).unsqueeze(1)  # (batch*seq_len, 1, max_chars)
-        h = h.masked_fill(pad, float("-inf")).amax(dim=2)
-        h = torch.where(torch.isinf(h), torch.zeros_like(h), h)  # padding tokens: no chars
-        return h.view(b, n, -1)  # (batch, seq_len, filters)
+        """``(tokens, filters)`` for character ids ``(tokens, max_chars)`` (0 = padding)."""
+        c = chars.shape[1]
+        x = self.dropout(self.embed(chars)).transpose(1, 2)  # (tokens, char_dim, max_chars)
+        h = self.conv(x)[:, :, :c]  # (tokens, filters, max_chars)
+        h = h.masked_fill((chars == 0).unsqueeze(1), float("-inf")).amax(dim=2)  # (tokens, filters)
+        return h.masked_fill(torch.isinf(h), 0.0)  # a token without characters: 0
 
 
 class CharLSTM(nn.Module):
@@ -72,22 +70,23 @@ class CharLSTM(nn.Module):
     def __init__(self, num_chars: int, dim: int, hidden: int, dropout: float) -> None:
         super().__init__()
         self.embed = nn.Embedding(num_chars, dim, padding_idx=0)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.lstm = nn.LSTM(dim, hidden, batch_first=True, bidirectional=True)
         self.out_dim = 2 * hidden
 
     def forward(self, chars: Tensor) -> Tensor:
-        b, n, c = chars.shape  # (batch, seq_len, max_chars)
-        flat = chars.view(b * n, c)
-        lengths = (flat != 0).sum(1)  # (batch*seq_len,)
-        out = torch.zeros(b * n, self.out_dim, device=chars.device)
+        """``(tokens, 2*hidden)`` for character ids ``(tokens, max_chars)`` (0 = padding)."""
+        lengths = (chars != 0).sum(1)  # (tokens,)
         real = lengths > 0
-        if real.any():
-            x = self.dropout(self.embed(flat[real]))
-            packed = pack_padded_sequence(x, lengths[real].cpu(), batch_first=True, enforce_sorted=False)
-            _, (h, _) = self.lstm(packed)  # h: (2, tokens, hidden)
-            out[real] = torch.cat([h[0], h[1]], dim=1)
-        return out.view(b, n, -1)  # (batch, seq_len, 2*hidden)
+        if not bool(real.all()):  # a token without characters: 0
+            out = torch.zeros(chars.shape[0], self.out_dim, device=chars.device)  # (tokens, 2*hidden)
+            if bool(real.any()):
+                out[real] = self(chars[real])
+            return out
+        h = run_bilstm(self.lstm, self.dropout(self.embed(chars)), lengths)  # (tokens, max_chars, 2*hidden)
+        half = self.lstm.hidden_size
+        last = h[torch.arange(h.shape[0], device=h.device), lengths - 1, :half]  # (tokens, hidden) forward final
+        return torch.cat([last, h[:, 0, half:]], dim=1)  # with the backward direction's final state
 
 
 class BiLSTMCRF(nn.Module):
@@ -111,7 +110,7 @@ class BiLSTMCRF(nn.Module):
         self.casing_embed = nn.Embedding(len(CASINGS), c.casing_dim, padding_idx=0) if c.casing else None
         if self.casing_embed is not None:
             in_dim += c.casing_dim
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.lstm = nn.LSTM(
             in_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True,
             dropout=c.dropout if c.layers > 1 else 0.0,
@@ -128,7 +127,7 @@ class BiLSTMCRF(nn.Module):
         distinct token (as :class:`tagger.predict.Predictor` does) and reused in any sentence.
         """
         assert self.char_encoder is not None
-        return self.char_encoder(chars.unsqueeze(0)).squeeze(0)
+        return self.char_encoder(chars)
 
     def features(self, words: Tensor, chars: Tensor | None, casing: Tensor) -> Tensor:
         """Input features ``(..., in_dim)``: word embeddings of ``words`` (...), the character-encoder
@@ -141,13 +140,12 @@ class BiLSTMCRF(nn.Module):
         return torch.cat(parts, dim=-1)
 
     def emissions(self, batch: Batch) -> Tensor:
-        """Per-token tag scores, (batch, seq_len, num_tags)."""
-        chars = self.char_encoder(batch.chars) if self.char_encoder is not None else None
+        """Per-token tag scores, (batch, seq_len, num_tags); finite but meaningless past each length."""
+        chars = None
+        if self.char_encoder is not None:
+            chars = self.char_encoder(batch.chars)[batch.char_rows]  # (batch, seq_len, out_dim)
         x = self.dropout(self.features(batch.words, chars, batch.casing))  # (batch, seq_len, in_dim)
-        lengths = batch.mask.sum(1).cpu()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        h, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])  # (batch, seq_len, 2*hidden)
+        h = run_bilstm(self.lstm, x, batch.mask.sum(1))  # (batch, seq_len, 2*hidden)
         return self.emit(self.dropout(h))  # (batch, seq_len, num_tags)
 
     def emissions_from_features(self, feats: Tensor, rows: Tensor, lengths: Tensor) -> Tensor:
@@ -155,25 +153,15 @@ class BiLSTMCRF(nn.Module):
 
         ``feats`` is ``(N, in_dim)`` (from :meth:`features`); ``rows`` ``(batch, seq_len)`` long gives
         the row of ``feats`` at each position (any value in range past a sentence's length);
-        ``lengths`` ``(batch,)`` (CPU) must be in decreasing order. The packed LSTM input is built
-        straight from ``feats`` and the output layer runs on real tokens only; positions past a
-        sentence's length get 0. In eval mode this equals :meth:`emissions` of the same sentences
-        (up to float rounding).
+        ``lengths`` ``(batch,)`` holds each sentence's length (1..seq_len). In eval mode this equals
+        :meth:`emissions` of the same sentences (up to float rounding); past a length it is meaningless.
         """
-        lengths = lengths.cpu()
         n = rows.shape[1]
-        if bool((lengths[1:] > lengths[:-1]).any()) or int(lengths[0]) > n or int(lengths[-1]) < 1:
-            raise ValueError("lengths must be in decreasing order, between 1 and rows.shape[1]")
-        if int(lengths[-1]) == n:  # all the same length: no packing needed
-            h, _ = self.lstm(self.dropout(feats[rows.to(feats.device)]))
-            return self.emit(self.dropout(h))
-        mask = torch.arange(n)[None, :] < lengths[:, None]  # (batch, seq_len)
-        batch_sizes = mask.sum(0)  # (seq_len,) sentences still running at each step
-        packed = self.dropout(feats[rows.cpu().t()[mask.t()].to(feats.device)])  # time-major real tokens
-        h = self.lstm(PackedSequence(packed, batch_sizes))[0].data  # (tokens, 2*hidden)
-        em = self.emit(self.dropout(h))
-        out, _ = pad_packed_sequence(PackedSequence(em, batch_sizes), batch_first=True, total_length=n)
-        return out
+        if bool((lengths < 1).any()) or bool((lengths > n).any()):
+            raise ValueError("lengths must be between 1 and rows.shape[1]")
+        x = self.dropout(feats[rows.to(feats.device)])  # (batch, seq_len, in_dim)
+        h = run_bilstm(self.lstm, x, lengths)  # (batch, seq_len, 2*hidden)
+        return self.emit(self.dropout(h))  # (batch, seq_len, num_tags)
 
     # ------------------------------------------------------------------ objectives
 

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from tagger.modeldir import JsonConfig
+from tagger.nn.dropout import Dropout
 from tagger.nn.embedding import WordEmbedding
 from tagger.options import option
 
@@ -57,10 +58,10 @@ class LSTMClassifier(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}")
         self.config = c
         self.word_embed = WordEmbedding(c.num_words, c.num_extra, c.word_dim, c.word_dropout, c.freeze_words)
-        self.embed_dropout = nn.Dropout(c.embed_dropout)
+        self.embed_dropout = Dropout(c.embed_dropout)
         self.lstm = nn.LSTM(c.word_dim, c.hidden, num_layers=c.layers, bidirectional=c.bidirectional,
                             batch_first=True, dropout=c.dropout if c.layers > 1 else 0.0)
-        self.dropout = nn.Dropout(c.dropout)
+        self.dropout = Dropout(c.dropout)
         self.out = nn.Linear(c.hidden * (2 if c.bidirectional else 1), c.num_outputs)
 
     def forward(self, words: Tensor, lengths: Tensor) -> Tensor:

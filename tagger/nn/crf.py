@@ -27,6 +27,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from tagger.nn.partition import log_partition
+
 __all__ = ["CRF", "PENALTY"]
 
 #: Score added to a disallowed start tag, transition or end tag.
@@ -224,6 +226,21 @@ class CRF(nn.Module):
         return torch.stack(betas, dim=1)  # (batch, seq_len, T)
 
     def _log_z(self, emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> Tensor:
+        """``(batch,)`` log Z by the rescaled forward algorithm (:mod:`tagger.nn.partition`), whose
+        gradient is computed by the backward algorithm; rows it cannot represent fall back to log space."""
+        lengths = mask.sum(1)  # (batch,)
+        steps = torch.arange(emissions.size(1), device=emissions.device)  # (seq_len,)
+        first = (steps == 0).to(emissions.dtype)[None, :, None]  # (1, seq_len, 1)
+        last = (steps[None, :] == (lengths - 1)[:, None]).to(emissions.dtype).unsqueeze(2)  # (batch, seq_len, 1)
+        x = emissions + first * start + last * end  # (batch, seq_len, T)
+        log_z, ok = log_partition(x, lengths, trans)  # (batch,) each
+        if not bool(ok.all()):
+            bad = (~ok).nonzero().squeeze(1)  # (B',)
+            log_z = log_z.index_put((bad,), self._log_z_log_space(emissions[bad], mask[bad], start, trans, end))
+        return log_z
+
+    def _log_z_log_space(self, emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> Tensor:
+        """``(batch,)`` log Z by the log-space forward algorithm (autograd gradient)."""
         alpha, _ = self._alphas(emissions, mask, start, trans, keep=False)  # (batch, T)
         return torch.logsumexp(alpha + end, dim=1)  # (batch,)
 

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from tagger.modeldir import JsonConfig
+from tagger.nn.dropout import Dropout
 from tagger.options import option
 
 
@@ -61,7 +62,7 @@ class LSTMLanguageModel(nn.Module):
         c = config
         self.config = c
         self.embed = nn.Embedding(c.vocab_size, c.embed_dim)
-        self.drop = nn.Dropout(c.dropout)
+        self.drop = Dropout(c.dropout)
         self.lstm = nn.LSTM(c.embed_dim, c.hidden, num_layers=c.layers, batch_first=True,
                             dropout=c.dropout if c.layers > 1 else 0.0)
         self.asm = None

@@ -2,7 +2,7 @@
 
 * :mod:`~tagger.training.loop`: the epoch loop, a generator of epoch results that a model kind
   plugs into through a :class:`~tagger.training.loop.Task`;
-* :mod:`~tagger.training.setup`: device, threads and seeding;
+* :mod:`~tagger.training.setup`: device and seeding;
 * :mod:`~tagger.training.optim`: optimisers and learning-rate schedules;
 * :mod:`~tagger.training.ema`: the exponential moving average of the weights;
 * :mod:`~tagger.training.checkpoint`: one safetensors checkpoint per run, nothing unpickled;

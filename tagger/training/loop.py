@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from tagger.threads import Threads
+from tagger.threads import poll as poll_threads
 from tagger.training.checkpoint import load_checkpoint, save_checkpoint
 from tagger.training.ema import WeightEMA, averaged
 from tagger.training.optim import Schedule, make_optimizer
@@ -130,8 +132,9 @@ class Trainer:
     """Trains ``task.model`` by ``recipe``; with a :class:`RunDir`, checkpointed and resumable."""
 
     def __init__(self, task: Task, recipe: Recipe, run: RunDir | None = None, *,
-                 log: Callable[[str], None] | None = None, progress: bool = False) -> None:
+                 log: Callable[[str], None] | None = None, progress: bool = False, threads: int = 0) -> None:
         self.task = task
+        self.threads = threads  # torch CPU threads (0: the free cores, re-measured as training goes)
         self.recipe = recipe
         self.run = run
         self.say = log or (lambda m: None)
@@ -148,13 +151,14 @@ class Trainer:
         """Train epoch by epoch, yielding each finished (recorded and checkpointed) epoch."""
         if not self._begin():
             return
-        for n in range(self.state.epoch + 1, self.recipe.epochs + 1):
-            epoch = self._train_epoch(n)
-            self._score(epoch)
-            self._record(epoch)
-            yield epoch
-            if epoch.stop:
-                return
+        with Threads(self.threads):
+            for n in range(self.state.epoch + 1, self.recipe.epochs + 1):
+                epoch = self._train_epoch(n)
+                self._score(epoch)
+                self._record(epoch)
+                yield epoch
+                if epoch.stop:
+                    return
 
     def fit(self) -> LoopState:
         """Run :meth:`epochs` to the end."""
@@ -193,6 +197,7 @@ class Trainer:
         total, count, partial = 0.0, 0, False
         bar = progress_bar(f"epoch {n}/{r.epochs}", task.unit, task.size(), None if self.progress else False)
         for batch in task.batches(n):
+            poll_threads()
             opt.zero_grad(set_to_none=True)
             step = task.step(batch)
             step.loss.backward()

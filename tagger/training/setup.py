@@ -1,4 +1,4 @@
-"""Device, threads and seeding: the first thing every training run does."""
+"""Device and seeding: the first thing every training run does (threads: :mod:`tagger.threads`)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,11 @@ def resolve_device(name: str) -> str:
     return name
 
 
-def setup(seed: int, device: str = "auto", threads: int = 0) -> str:
-    """Set torch's thread count (0 = its default) and seed; returns the resolved device.
+def setup(seed: int, device: str = "auto") -> str:
+    """Seed torch; returns the resolved device.
 
     Call it before the model is built: the initial weights come from the seeded generator.
     """
     resolved = resolve_device(device)
-    if threads:
-        torch.set_num_threads(threads)
     torch.manual_seed(seed)
     return resolved

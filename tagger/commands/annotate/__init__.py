@@ -36,9 +36,9 @@ Library use::
     records = annotate_text("model", "Peter lives in Paris.")
 """
 
-from tagger.commands.annotate.engine import Engine, available_cores, default_threads
+from tagger.commands.annotate.engine import Engine
 from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
 from tagger.commands.annotate.run import annotate_paths, annotate_stream, annotate_text, run_jobs
 
 __all__ = ["AnnotateOptions", "AnnotateSummary", "Engine", "annotate_paths", "annotate_stream", "annotate_text",
-           "available_cores", "default_threads", "run_jobs"]
+           "run_jobs"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -21,6 +20,7 @@ from tagger import schemes
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.errors import TaggerError
 from tagger.predict import Entity, Prediction, Predictor
+from tagger.threads import Threads, available_cores, free_cores
 
 
 class Engine:
@@ -114,29 +114,6 @@ def _worker_predict(sentences: list[list[str]]):
     return preds, nsplit
 
 
-def available_cores() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def default_threads(workers: int) -> int:
-    """Torch threads per process: ``max(1, cores // workers)``, fewer when the machine is busy.
-
-    OpenMP threads that must share a core with other busy processes slow down by an order
-    of magnitude (they spin-wait for each other), so cores kept busy by other processes
-    (the 1-minute load average) are not counted.
-    """
-    cores = available_cores()
-    try:
-        busy = os.getloadavg()[0]
-    except (AttributeError, OSError):  # pragma: no cover - no load average
-        busy = 0.0
-    free = max(1, int(cores - busy + 0.5))
-    return max(1, min(cores, free) // workers)
-
-
 class ChunkPredictor:
     """Ordered chunk predictions, in this process or in a pool of workers.
 
@@ -151,15 +128,16 @@ class ChunkPredictor:
                  fork_safe: bool = False, notes: list[str] | None = None) -> None:
         self.options = options
         self.pool = None
-        threads = options.threads or default_threads(options.workers)
-        if options.workers == 1 and options.prefetch and not options.threads and threads > 1:
-            threads -= 1  # leave a core to the reader thread (OpenMP threads must not share cores)
-        self.threads = threads
         if options.workers == 1:
-            self._old_threads = torch.get_num_threads()
-            torch.set_num_threads(threads)
+            # The reader thread gets a core of its own (OpenMP threads must not share cores).
+            reserve = 1 if options.prefetch and available_cores() > 1 else 0
+            self._threads: Threads | None = Threads(options.threads, reserve=reserve).__enter__()
+            self.threads = self._threads.count
             self.engine = Engine(predictor, options)
             return
+        self._threads = None
+        threads = options.threads or free_cores(options.workers)
+        self.threads = threads
         if "fork" in multiprocessing.get_all_start_methods():
             if threads > 1 and not (fork_safe or options.threads):
                 if notes is not None:
@@ -205,5 +183,6 @@ class ChunkPredictor:
                     with contextlib.suppress(Exception):
                         proc.terminate()
             pool.shutdown(wait=True, cancel_futures=not ok)
-        elif hasattr(self, "_old_threads"):
-            torch.set_num_threads(self._old_threads)
+        elif self._threads is not None:
+            self._threads.__exit__(None, None, None)
+            self._threads = None

@@ -16,24 +16,8 @@ from tagger.commands.evaluate.outputs import write_outputs
 from tagger.commands.evaluate.scoring import entity_figures, label_figures
 from tagger.errors import TaggerError
 from tagger.predict import Predictor
+from tagger.threads import Threads
 from tagger.training.setup import DEVICE_PATTERN, resolve_device
-
-
-def _auto_threads() -> int:
-    """CPU threads for prediction: torch's default, fewer when other processes use the cores.
-
-    Oversubscribed intra-op threads slow an LSTM down several times, so on a busy machine
-    (load average close to the core count) one thread is faster than two.
-    """
-    import torch
-
-    n = torch.get_num_threads()
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        return n
-    free = (os.cpu_count() or n) - load
-    return max(1, min(n, int(free + 0.5)))
 
 
 def _check_arguments(batch_size: int, threads: int, device: str, out: str | os.PathLike | None) -> Path | None:
@@ -53,16 +37,9 @@ def _check_arguments(batch_size: int, threads: int, device: str, out: str | os.P
 def _predict(predictor: Predictor, tokens: Sequence[Sequence[str]], batch_size: int, threads: int,
              device: str) -> tuple[list[list[str]], int | None]:
     """Predicted tags (model scheme) and the CPU threads used (None on a GPU); torch's setting is restored."""
-    import torch
-
-    old_threads = torch.get_num_threads()
-    if device == "cpu":
-        torch.set_num_threads(threads or _auto_threads())
-    used_threads = torch.get_num_threads()
-    try:
+    with Threads(threads) as cpu:
         preds = predictor.predict(tokens, batch_size=batch_size, confidences=False)
-    finally:
-        torch.set_num_threads(old_threads)
+        used_threads = cpu.count
     return [p.tags for p in preds], used_threads if device == "cpu" else None
 
 
