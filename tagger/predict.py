@@ -18,6 +18,8 @@ from tagger import modeldir, schemes
 from tagger.errors import ModelError, TaggerError
 from tagger.features import Featurizer, casing
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
+from tagger.spans import SpanReader
+from tagger.threads import governed
 from tagger.threads import poll as poll_threads
 from tagger.vocab import Vocab, WordLookup
 
@@ -48,6 +50,11 @@ class Prediction:
     scores: list[float]  # marginal probability of each predicted tag ([] if predicted with token_scores=False)
     entities: list[Entity] = field(default_factory=list)
     nbest: list[tuple[list[str], float]] = field(default_factory=list)  # (tags, probability)
+
+    def tags_in(self, scheme: str) -> list[str]:
+        """The tags written in another entity ``scheme``: ``schemes.convert`` of the tags, from
+        :attr:`entities` (a prediction's entities are its tags' spans)."""
+        return schemes.from_spans([(e.label, e.start, e.end) for e in self.entities], len(self.tags), scheme)
 
 
 def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vocab, *, lowercase: bool,
@@ -148,8 +155,10 @@ class TokenCache:
         self.char_ids = char_ids  # token -> list of character ids
         self.device = device
         self.size = size
-        self._info: dict[str, tuple[int, int, int]] = {}  # token -> (word id, casing, row of _table)
-        self._table: torch.Tensor | None = None  # (rows, char out_dim)
+        self._info: dict[str, int] = {}  # token -> its row in the tables below
+        self._words: torch.Tensor | None = None  # (rows,) word ids
+        self._casing: torch.Tensor | None = None  # (rows,) casing classes
+        self._table: torch.Tensor | None = None  # (rows, char out_dim) character-encoder outputs
         self._key: bytes | None = None
         self._lock = threading.Lock()
 
@@ -175,19 +184,28 @@ class TokenCache:
             digest.update(p.detach().reshape(-1).view(torch.uint8).cpu().numpy().tobytes())
         return digest.digest()
 
+    def _grow(self, need: int) -> None:
+        """Make room for ``need`` rows in the per-token tables."""
+        have = 0 if self._words is None else self._words.shape[0]
+        if need <= have:
+            return
+        rows = max(need, 1024, 2 * have)
+        enc = self.model.char_encoder
+        grown = (torch.zeros(rows, dtype=torch.long), torch.zeros(rows, dtype=torch.long),
+                 None if enc is None else torch.zeros(rows, enc.out_dim, device=self.device))
+        base = len(self._info)
+        for old, new in zip((self._words, self._casing, self._table), grown, strict=True):
+            if old is not None and new is not None and base:
+                new[:base] = old[:base]
+        self._words, self._casing, self._table = grown
+
     def _add(self, new: list[str]) -> None:
         """Word id, casing class and character-encoder output of tokens not in the cache."""
         info, model = self._info, self.model
         base = len(info)
-        enc = model.char_encoder
-        if enc is not None:
-            need = base + len(new)
-            if self._table is None or need > self._table.shape[0]:
-                grown = torch.zeros(max(need, 1024, 2 * (0 if self._table is None else self._table.shape[0])),
-                                    enc.out_dim, device=self.device)
-                if self._table is not None and base:
-                    grown[:base] = self._table[:base]
-                self._table = grown
+        self._grow(base + len(new))
+        assert self._words is not None and self._casing is not None
+        if self._table is not None:
             ids = [self.char_ids(t) for t in new]
             order = sorted(range(len(new)), key=lambda i: len(ids[i]))
             for k in range(0, len(order), 4096):  # similar lengths together: little padding
@@ -198,9 +216,10 @@ class TokenCache:
                 chars = torch.tensor(flat, dtype=torch.long, device=self.device).view(len(grp), width)
                 rows = torch.tensor([base + i for i in grp], device=self.device)
                 self._table[rows] = model.char_features(chars)
-        words = self.lookup.lookup(new)
+        self._words[base : base + len(new)] = torch.tensor(self.lookup.lookup(new), dtype=torch.long)
+        self._casing[base : base + len(new)] = torch.tensor([casing(t) for t in new], dtype=torch.long)
         for i, t in enumerate(new):
-            info[t] = (words[i], casing(t), base + i)
+            info[t] = base + i
 
     def features(self, tokens: Sequence[str]) -> torch.Tensor:
         """``(len(tokens), in_dim)`` input features of the tokens (:meth:`BiLSTMCRF.features`)."""
@@ -222,15 +241,21 @@ class TokenCache:
                     info.clear()
                     new = list(dict.fromkeys(tokens))
                 self._add(new)
-            words, cas, rows = zip(*[info[t] for t in tokens], strict=True)
-            chars = None if self._table is None else self._table[torch.tensor(rows, device=dev)]
+            assert self._words is not None and self._casing is not None
+            rows = torch.tensor([info[t] for t in tokens], dtype=torch.long)  # (tokens,)
+            chars = None if self._table is None else self._table[rows.to(dev)]
             if model.training:
                 info.clear()
-            return model.features(torch.tensor(words, device=dev), chars, torch.tensor(cas, device=dev))
+            return model.features(self._words[rows].to(dev), chars, self._casing[rows].to(dev))
 
 
 class Predictor:
-    """Tags token lists with a trained model: ``tagger.load(path).predict([[...], ...])``."""
+    """Tags token lists with a trained model: ``tagger.load(path).predict([[...], ...])``.
+
+    ``threads`` (attribute): torch CPU threads while predicting; 0 (the default) = the cores
+    other processes leave free (:mod:`tagger.threads`), unless the caller is already inside a
+    :class:`tagger.threads.Threads`.
+    """
 
     def __init__(self, model: BiLSTMCRF, config: dict, extra_words: Sequence[str], device: str = "cpu") -> None:
         self.model = model
@@ -245,9 +270,11 @@ class Predictor:
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
         self.device = device
+        self.threads = 0
         self.cache = TokenCache(model, self.lookup, self.featurizer.char_ids, device)
         itos = self.labels.itos
         self._o_id = itos.index("O") if "O" in itos else -1
+        self._spans = SpanReader(itos) if self.task == "entity" else None
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> Predictor:
@@ -284,7 +311,7 @@ class Predictor:
                 out[i] = Prediction([], [], [])
         order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
         batches = [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
-        with torch.inference_mode():
+        with torch.inference_mode(), governed(self.threads):
             k = 0
             while k < len(batches):
                 poll_threads()  # torch's thread count follows the machine's load (tagger.threads)
@@ -314,7 +341,7 @@ class Predictor:
         assert len(done) == len(out)  # every sentence is tagged
         if scheme is not None and self.task == "entity" and scheme != self.scheme:
             for p in done:
-                p.tags = schemes.convert(p.tags, self.scheme, scheme)[0]
+                p.tags = p.tags_in(scheme)
                 p.nbest = [(schemes.convert(t, self.scheme, scheme)[0], pr) for t, pr in p.nbest]
         return done
 
@@ -352,8 +379,8 @@ class Predictor:
 
     def _entities(self, em, mask, paths, lengths: list[int], preds: list[Prediction], scored: bool) -> None:
         """Entity spans of the predicted tags, with their CRF probabilities if ``scored``."""
-        maybe = ((paths != self._o_id) & mask).any(1).tolist()  # has a tag other than O
-        found = [(b, sp) for b, p in enumerate(preds) if maybe[b] for sp in schemes.to_spans(p.tags, self.scheme)]
+        assert self._spans is not None
+        found = [(b, sp) for b, spans in enumerate(self._spans(paths, lengths)) for sp in spans]
         if not found:
             return
         probs = [1.0] * len(found)

@@ -13,6 +13,7 @@ prediction). ``--threads N`` fixes the count instead.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["Threads", "available_cores", "free_cores", "poll"]
+__all__ = ["Threads", "active", "available_cores", "free_cores", "governed", "poll"]
 
 _STAT = Path("/proc/stat")
 _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -84,7 +85,7 @@ class Threads:
     processes' CPU use every ``interval`` seconds. Torch's previous count is restored on exit.
     """
 
-    _active: Threads | None = None
+    _local = threading.local()  # the innermost active governor of each thread (OpenMP's count is per thread)
 
     def __init__(self, requested: int = 0, *, share: int = 1, reserve: int = 0, interval: float = 2.0) -> None:
         if requested < 0:
@@ -103,11 +104,11 @@ class Threads:
         self._owner = threading.get_ident()
         torch.set_num_threads(self.requested or free_cores(self.share, self.reserve))
         self._mark()
-        self._outer, Threads._active = Threads._active, self
+        self._outer, Threads._local.active = active(), self
         return self
 
     def __exit__(self, *exc) -> None:
-        Threads._active = self._outer
+        Threads._local.active = self._outer
         torch.set_num_threads(self._old)
 
     @property
@@ -136,8 +137,18 @@ class Threads:
         self._mark()
 
 
+def active() -> Threads | None:
+    """The innermost :class:`Threads` this thread has entered, if any."""
+    return getattr(Threads._local, "active", None)
+
+
 def poll() -> None:
     """Let the innermost active :class:`Threads` re-measure the machine (cheap: mostly a clock read)."""
-    active = Threads._active
-    if active is not None:
-        active.poll()
+    governor = active()
+    if governor is not None:
+        governor.poll()
+
+
+def governed(requested: int = 0) -> contextlib.AbstractContextManager:
+    """``Threads(requested)``, or nothing when this thread is already inside one (which then rules)."""
+    return contextlib.nullcontext() if active() is not None else Threads(requested)

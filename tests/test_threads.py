@@ -112,3 +112,17 @@ def test_dropout_keeps_the_expected_share_and_scales():
     assert layer(x) is x and dropout(x, 0.0, True) is x
     with pytest.raises(ValueError):
         Dropout(1.0)
+
+
+def test_governed_defers_to_an_active_governor_of_the_same_thread(machine):
+    machine.running = 1  # idle: two threads
+    with th.governed():
+        assert torch.get_num_threads() == 2
+        with th.Threads(1), th.governed():
+            assert torch.get_num_threads() == 1  # the caller's choice rules
+            seen = []
+            worker = threading.Thread(target=lambda: seen.append(th.active()))
+            worker.start()
+            worker.join()
+            assert seen == [None]  # governors are per thread
+        assert torch.get_num_threads() == 2

@@ -18,19 +18,23 @@ def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
     """``sgd`` (with momentum) | ``adam`` | ``adamw`` over the trainable parameters.
 
-    Adam uses the fused kernels where torch has them: on CPU they are ~10x faster on a dense
-    embedding update, which otherwise dominates a step of a small model.
+    The fused kernels are used where torch has them (the same update, one kernel per
+    parameter group): on CPU they are 2x (SGD) to 10x (Adam) faster on a dense embedding
+    update, which otherwise dominates a step of a small model.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}")
     params = [p for p in model.parameters() if p.requires_grad]
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+    def build(fused: bool | None) -> torch.optim.Optimizer:
+        if name == "sgd":
+            return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=fused)
+        cls = torch.optim.Adam if name == "adam" else torch.optim.AdamW
+        return cls(params, lr=lr, weight_decay=weight_decay, fused=fused)
+
     try:
-        return cls(params, lr=lr, weight_decay=weight_decay, fused=True)
-    except (RuntimeError, TypeError, ValueError):
-        return cls(params, lr=lr, weight_decay=weight_decay)
+        return build(fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
+        return build(fused=None)
 
 
 def constant(base: float) -> Schedule:

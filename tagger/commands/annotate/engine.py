@@ -54,8 +54,10 @@ class Engine:
         if nsplit:
             preds = [preds[a] if m == 1 else self._rejoin(preds[a : a + m]) for a, m in plan]
         if self.target is not None:
-            for p in preds:
-                p.tags = schemes.convert(p.tags, self.scheme, self.target)[0]
+            for (_, pieces_of), p in zip(plan, preds, strict=True):
+                # A rejoined prediction's entities were merged at the piece boundaries: convert its tags.
+                p.tags = p.tags_in(self.target) if pieces_of == 1 else schemes.convert(p.tags, self.scheme,
+                                                                                         self.target)[0]
                 p.nbest = [(schemes.convert(t, self.scheme, self.target)[0], pr) for t, pr in p.nbest]
         return preds, nsplit
 
@@ -114,6 +116,17 @@ def _worker_predict(sentences: list[list[str]]):
     return preds, nsplit
 
 
+def reads_ahead(options: AnnotateOptions) -> bool:
+    """Whether a reader thread reads and tokenises ahead of prediction (one worker, ``prefetch``).
+
+    Only with a core to spare beside two torch threads: OpenMP threads that share a core with
+    another busy thread, even one of this process, wait for each other at every step (on 2 cores,
+    two torch threads plus the reader ran 50x slower than two threads alone), and one torch
+    thread predicts at about 60% of the rate of two.
+    """
+    return options.workers == 1 and options.prefetch and available_cores() > 2
+
+
 class ChunkPredictor:
     """Ordered chunk predictions, in this process or in a pool of workers.
 
@@ -129,8 +142,7 @@ class ChunkPredictor:
         self.options = options
         self.pool = None
         if options.workers == 1:
-            # The reader thread gets a core of its own (OpenMP threads must not share cores).
-            reserve = 1 if options.prefetch and available_cores() > 1 else 0
+            reserve = 1 if reads_ahead(options) else 0  # the reader thread's core
             self._threads: Threads | None = Threads(options.threads, reserve=reserve).__enter__()
             self.threads = self._threads.count
             self.engine = Engine(predictor, options)

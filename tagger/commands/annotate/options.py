@@ -61,8 +61,8 @@ class AnnotateOptions:
     progress: bool | None = option(None, cli=False, help="Progress bar: None = only on a terminal.")
     max_chars: int = option(100_000, min=1, cli=False, help="Raw text handed to the tokenizer at once (a "
                             "paragraph is cut beyond).")
-    prefetch: bool = option(True, cli=False, help="With one worker, read and tokenise in a thread while "
-                            "predicting.")
+    prefetch: bool = option(True, cli=False, help="With one worker and over 2 cores, read and "
+                            "tokenise in a thread while predicting.")
 
     def validate(self) -> None:
         check_fields(self)

@@ -26,7 +26,7 @@ from typing import IO
 
 import torch
 
-from tagger.commands.annotate.engine import ChunkPredictor
+from tagger.commands.annotate.engine import ChunkPredictor, reads_ahead
 from tagger.commands.annotate.items import Item, read_items
 from tagger.commands.annotate.jobs import Job, Sink, open_input, output_path, plan_jobs, remove_stale
 from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
@@ -267,7 +267,7 @@ def run_jobs(predictor: Predictor, jobs: list[Job], options: AnnotateOptions,
     # Smaller chunks with several workers: a file of a few thousand sentences still keeps them all busy.
     chunk_size = options.chunk_size or (4096 if options.workers == 1 else 1024)
     chunks = _chunks(_events(jobs, options, token_column(predictor, options)), chunk_size)
-    if options.workers == 1 and options.prefetch:
+    if reads_ahead(options):
         chunks = _prefetch(chunks)
     pending: deque = deque()
     ok = False
