@@ -38,6 +38,7 @@ import os
 import platform
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -54,10 +55,10 @@ SMALL_SHAPE = {"input": 100, "hidden": 100, "batch": 32}
 SMALL_FLAGS = ["--char-encoder", "none", "--no-casing", "--hidden", "100", "--batch-size", "32",
                "--word-dropout", "0", "--ema", "0"]
 PROBE = [["EU", "rejects", "German", "call"]]
-FIRST_PREDICTION = (
-    "import json, time; t0 = time.perf_counter(); import tagger; t1 = time.perf_counter(); "
-    "p = tagger.load({model!r}); t2 = time.perf_counter(); p.predict({probe!r}); t3 = time.perf_counter(); "
-    "print(json.dumps({{'import_s': t1 - t0, 'load_s': t2 - t1, 'predict_s': t3 - t2, 'total_s': t3 - t0}}))"
+FIRST_PREDICTION = (  # {model} and {probe} as JSON: double quotes, readable in the shell command
+    'import json, time; t0 = time.perf_counter(); import tagger; t1 = time.perf_counter(); '
+    'p = tagger.load({model}); t2 = time.perf_counter(); p.predict({probe}); t3 = time.perf_counter(); '
+    'print(json.dumps(dict(import_s=t1 - t0, load_s=t2 - t1, predict_s=t3 - t2, total_s=t3 - t0)))'
 )
 COMPETING_JOB = ("import torch\ntorch.set_num_threads(2)\na, b = torch.randn(512, 512), torch.randn(512, 512)\n"
                  "while True:\n    a @ b\n")
@@ -238,6 +239,25 @@ def other_rows(cond: dict) -> list[dict]:
     return rows
 
 
+def condition_warnings(cond: dict, idle: bool) -> list[str]:
+    """Signs that a condition's figures are unreliable: floor drift, other processes busy (idle only)."""
+    out = []
+    for shape in ("small", "default"):
+        fl = floor_figures(cond["floor_before"][shape], cond["floor_after"][shape])
+        for what, (before, after, mean) in (("epoch", fl["epoch_s"]), ("Viterbi rate", fl["viterbi256"])):
+            if before and after and abs(before - after) / mean > 0.25:
+                out.append(f"the {shape}-shape floor {what} moved from {_fmt(before)} to {_fmt(after)} during the run")
+    if idle:
+        steps = {f"floor-{s}-{w}": cond[f"floor_{w}"][s] for s in ("small", "default") for w in ("before", "after")}
+        steps |= {f"train-{k}": v for k, v in cond["train"].items()}
+        steps |= {f"annotate-{k}": v for k, v in cond["annotate"].items()}
+        busy = {k: v["busy_before"] for k, v in steps.items() if v.get("busy_before") is not None}
+        worst = max(busy, key=busy.__getitem__, default=None)
+        if worst is not None and busy[worst] > 0.3:
+            out.append(f"not idle: other processes kept {busy[worst]:.2f} cores busy just before {worst}")
+    return out
+
+
 def _fmt(v: float | None, digits: int = 2) -> str:
     if v is None:
         return "–"
@@ -256,7 +276,9 @@ def verdict(key: str, value: float | None, judged: bool) -> str:
 
 def render_condition(name: str, cond: dict, judged: bool) -> list[str]:
     """Markdown tables of one condition."""
-    md = [f"## {name}", "", f"Load average before / after: {cond['load_before']} / {cond['load_after']}.", "",
+    md = [f"## {name}", "", f"Load average before / after: {cond['load_before']} / {cond['load_after']}.", ""]
+    warnings = [f"- **Warning: {w}; ratios are doubtful.**" for w in condition_warnings(cond, judged)]
+    md += warnings + ([""] if warnings else []) + [
           "| what | floor (before / after → mean) | tagger | ratio | target | detail |",
           "| --- | --- | --- | --- | --- | --- |"]
     for r in ratio_rows(cond):
@@ -301,6 +323,8 @@ def render_markdown(res: dict, plot: str | None = None) -> str:
     if meta.get("train_limit"):
         md += [f"**Smoke test: trained on the first {meta['train_limit']} sentences of eng.train only "
                "(`--train-limit`); training figures are not comparable with the floor.**", ""]
+    if meta.get("floor") and Path(meta["floor"]) != FLOOR:
+        md += [f"**The floor script was replaced by `{meta['floor']}`: the ratios are not the issue's.**", ""]
     md += [f"Shapes: small {meta['shapes']['small']}, defaults' {meta['shapes']['default']}.", ""]
     for name, cond in res["conditions"].items():
         title = "Idle machine" if name == "idle" else "With a competing 2-thread CPU job (512×512 matmul loop)"
@@ -316,11 +340,31 @@ def render_markdown(res: dict, plot: str | None = None) -> str:
 # ---------------------------------------------------------------------------- processes
 
 
+def busy_cores(seconds: float = 1.0) -> float | None:
+    """Cores kept busy by other processes over ``seconds`` (from /proc/stat; this process sleeps meanwhile)."""
+
+    def ticks() -> tuple[int, int]:
+        with open("/proc/stat") as fh:
+            v = [int(x) for x in fh.readline().split()[1:]]
+        idle = v[3] + (v[4] if len(v) > 4 else 0)
+        return sum(v[:8]) - idle, sum(v[:8])
+
+    try:
+        busy0, total0 = ticks()
+        time.sleep(seconds)
+        busy1, total1 = ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+    cores = os.cpu_count() or 1
+    return round(cores * (busy1 - busy0) / max(1, total1 - total0), 2)
+
+
 @dataclass
 class Proc:
     seconds: float
     rss_mb: float
     stdout: str
+    busy_before: float | None  # cores other processes kept busy just before it started
 
 
 @dataclass
@@ -342,22 +386,28 @@ class Bench:
         logs = self.work / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
+        busy = busy_cores()
         t0 = time.perf_counter()
         with open(out_path, "w") as out, open(err_path, "w") as err:
             p = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.env, cwd=ROOT)
-            while True:
-                pid, status, usage = os.wait4(p.pid, os.WNOHANG if poll else 0)
-                if pid:
-                    break
-                if poll:
-                    poll()
-                time.sleep(0.5)
+            try:
+                while True:
+                    pid, status, usage = os.wait4(p.pid, os.WNOHANG if poll else 0)
+                    if pid:
+                        break
+                    if poll:
+                        poll()
+                    time.sleep(0.5)
+            except BaseException:  # interrupted (or the poll failed): leave no step running
+                p.kill()
+                p.wait()
+                raise
         seconds = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)
         if p.returncode != 0:
             tail = err_path.read_text(errors="replace")[-2000:]
             raise BenchError(f"{name} failed (exit {p.returncode}): {shlex.join(cmd)}\n--- {err_path} (end):\n{tail}")
-        return Proc(seconds, usage.ru_maxrss / 1024, out_path.read_text(errors="replace"))
+        return Proc(seconds, usage.ru_maxrss / 1024, out_path.read_text(errors="replace"), busy)
 
     def tagger(self, *args) -> list:
         return [sys.executable, "-m", "tagger.cli", *args]
@@ -392,7 +442,7 @@ def floor(b: Bench, shape: dict, name: str) -> dict:
     proc = b.run(cmd, name)
     res = summarize_floor(read_json_lines(proc.stdout))
     say(f"{name}: epoch {res['epoch_s']} s, Viterbi bs256 {res['viterbi_tok_s']['256']:,.0f} tok/s")
-    return res | {"wall_s": round(proc.seconds, 1)}
+    return res | {"wall_s": round(proc.seconds, 1), "busy_before": proc.busy_before}
 
 
 def train(b: Bench, prep: Path, name: str, flags: list[str]) -> dict:
@@ -401,7 +451,8 @@ def train(b: Bench, prep: Path, name: str, flags: list[str]) -> dict:
                    *b.thread_flags())
     proc = b.run(cmd, name)
     rows = read_json_lines((out / "metrics.jsonl").read_text())
-    res = epoch_stats(rows) | {"rss_mb": round(proc.rss_mb, 1), "wall_s": round(proc.seconds, 1), "model": str(out)}
+    res = epoch_stats(rows) | {"rss_mb": round(proc.rss_mb, 1), "wall_s": round(proc.seconds, 1), "model": str(out),
+                               "busy_before": proc.busy_before}
     say(f"{name}: median epoch {res['train_s_median']:.1f} s (+ dev {res['dev_eval_s_median']:.1f} s), "
         f"peak RSS {res['rss_mb']:.0f} MB")
     return res
@@ -413,7 +464,7 @@ def annotate(b: Bench, model: str, inp: Path, fmts: tuple[str, str], tokens: int
     proc = b.run(cmd, name)
     s = read_json_lines(proc.stdout)[-1]
     res = {"tok_s": tokens / s["annotate_s"], "tok_s_process": tokens / proc.seconds, "process_s": proc.seconds,
-           "rss_mb": round(proc.rss_mb, 1), **s}
+           "rss_mb": round(proc.rss_mb, 1), "busy_before": proc.busy_before, **s}
     say(f"{name}: {res['tok_s']:,.0f} tok/s ({res['tok_s_process']:,.0f} incl. import+load), "
         f"peak RSS {res['rss_mb']:.0f} MB")
     return res
@@ -437,8 +488,9 @@ def annotate_once(model: str, inp: str, out: str, in_fmt: str, out_fmt: str, thr
 
 
 def first_prediction(b: Bench, model: str, name: str) -> dict:
-    proc = b.run([sys.executable, "-c", FIRST_PREDICTION.format(model=model, probe=PROBE)], name)
-    res = read_json_lines(proc.stdout)[-1] | {"process_s": proc.seconds}
+    code = FIRST_PREDICTION.format(model=json.dumps(model), probe=json.dumps(PROBE))
+    proc = b.run([sys.executable, "-c", code], name)
+    res = read_json_lines(proc.stdout)[-1] | {"process_s": proc.seconds, "busy_before": proc.busy_before}
     say(f"{name}: import → first prediction {res['total_s']:.2f} s (process {proc.seconds:.2f} s)")
     return res
 
@@ -682,8 +734,9 @@ def run_all(args: argparse.Namespace, b: Bench, argv: list[str]) -> dict:
     if args.time_to_accuracy:
         tta = time_to_accuracy(b, prep, args.time_to_accuracy, args.short_budget)
     command = "python " + shlex.join([os.path.relpath(__file__, ROOT), *argv])
-    meta = {"command": command, "epochs": args.epochs, "train_limit": args.train_limit, "shapes": shapes,
-            "testb_tokens": testb["tokens"], "testb_sentences": testb["sentences"], "workdir": str(b.work),
+    meta = {"command": command, "floor": str(b.floor), "epochs": args.epochs, "train_limit": args.train_limit,
+            "shapes": shapes, "testb_tokens": testb["tokens"], "testb_sentences": testb["sentences"],
+            "workdir": str(b.work),
             "machine": machine_info(b.env, load_start)}
     return {"meta": meta, "conditions": conditions, "time_to_accuracy": tta, "commands": b.commands}
 
@@ -695,8 +748,8 @@ def write_report(res: dict, out: Path) -> None:
         png = out.with_name(out.name + "_time_to_accuracy.png")
         plot_tta(res["time_to_accuracy"], png)
         plot = png.name
-    for cond in res["conditions"].values():
-        cond["ratios"] = ratio_rows(cond)
+    for name, cond in res["conditions"].items():
+        cond["ratios"], cond["warnings"] = ratio_rows(cond), condition_warnings(cond, name == "idle")
     out.with_suffix(".json").write_text(json.dumps(res, indent=2, default=str) + "\n", encoding="utf-8")
     out.with_suffix(".md").write_text(render_markdown(res, plot), encoding="utf-8")
     say(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}" + (f" and {plot}" if plot else ""))
@@ -707,6 +760,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["--annotate-once"] and len(argv) == 7:
         return annotate_once(*argv[1:])
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: running steps and the competing job end
     env = dict(os.environ)  # unchanged, but for --threads and the floor's data directory
     missing = [str(args.data / "conll2003" / n) for n in ("eng.train", "eng.testa", "eng.testb")
                if not (args.data / "conll2003" / n).is_file()]

@@ -76,11 +76,11 @@ def test_cumulative_minutes():
     assert speed().cumulative_minutes(rows) == {1: 1.0, 2: 1.5}
 
 
-def _condition(epoch_s: float, tok_s: float) -> dict:
-    floor = speed().summarize_floor(speed().read_json_lines(FLOOR_OUTPUT))
+def _condition(epoch_s: float, tok_s: float, busy: float = 0.0) -> dict:
+    floor = speed().summarize_floor(speed().read_json_lines(FLOOR_OUTPUT)) | {"busy_before": busy}
     train = {"train_s": [epoch_s] * 3, "train_s_median": epoch_s, "dev_eval_s": [1.0] * 3, "dev_eval_s_median": 1.0,
-             "rss_mb": 700.0}
-    an = {"tok_s": tok_s, "tok_s_process": tok_s / 2, "process_s": 3.0, "rss_mb": 300.0}
+             "rss_mb": 700.0, "busy_before": busy}
+    an = {"tok_s": tok_s, "tok_s_process": tok_s / 2, "process_s": 3.0, "rss_mb": 300.0, "busy_before": busy}
     return {"load_before": [0.1], "load_after": [0.2],
             "floor_before": {"small": floor, "default": floor}, "floor_after": {"small": floor, "default": floor},
             "train": {"small": train, "default": train},
@@ -100,7 +100,8 @@ def test_report_judges_only_the_idle_condition():
             "shapes": {"small": {}, "default": {}}, "machine": {"nproc": 2}}
     tta = {"minutes": 15, "epochs": 2, "rows": [{"epoch": 1, "minutes": 1.0, "dev_f1": 90.0, "test_f1": 89.0}],
            "final_test_f1": 91.0, "short": {"minutes": 4, "epochs": 1, "test_f1": 88.0}, "warning": None}
-    res = {"meta": meta, "conditions": {"idle": _condition(3.0, 120000.0), "competing": _condition(8.4, 50000.0)},
+    res = {"meta": meta, "conditions": {"idle": _condition(3.0, 120000.0),
+                                         "competing": _condition(8.4, 50000.0, busy=2.0)},
            "time_to_accuracy": tta, "commands": ["tagger train ..."]}
     md = speed().render_markdown(res, "plot.png")
     idle, competing = md.split("## With a competing")
@@ -108,3 +109,13 @@ def test_report_judges_only_the_idle_condition():
     assert "pass" not in competing.split("## Time to accuracy")[0] and "not judged here" in competing
     assert "≥ 90.5 in 15 min **pass**" in md and "≥ 89.0 in 4 min **FAIL**" in md
     assert "first 500 sentences" in md and "![test F1 against minutes](plot.png)" in md
+    assert "Warning" not in md  # others' CPU use is expected beside the competing job
+
+
+def test_warnings_name_floor_drift_and_a_busy_machine():
+    cond = _condition(3.0, 120000.0, busy=1.2)
+    cond["floor_after"] = dict(cond["floor_after"], default=cond["floor_after"]["default"] | {"epoch_s": 10.0})
+    warnings = speed().condition_warnings(cond, idle=True)
+    assert any("default-shape floor epoch moved from 4.20 to 10.00" in w for w in warnings)
+    assert any(w.startswith("not idle: other processes kept 1.20 cores busy") for w in warnings)
+    assert not any("not idle" in w for w in speed().condition_warnings(cond, idle=False))
