@@ -135,18 +135,21 @@ class RssSampler:
         return next((kb for t, kb in self.samples if t >= fraction * end), self.samples[-1][1])
 
 
-def run_annotate(model: Path, src: Path, out: Path, threads: int, fmt: str, interval: float = 0.2) -> dict:
+def run_annotate(model: Path, src: Path, out: Path, threads: int, fmt: str, interval: float = 0.2,
+                 kernel_cache: int | None = None) -> dict:
     """One annotate process: wall time, peak RSS (wait4 and sampled every ``interval`` s), tokens from its summary.
 
     ``ru_maxrss`` counts from the fork, so it includes the parent's RSS when the child is forked
     from a large process (a pytest run holding torch); the sampled peak is the annotate process alone.
+    ``kernel_cache`` sets ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` (default: tagger's own cap).
     """
     if out.exists():
         out.unlink()
     cmd = tagger_cmd("annotate", model, src, "--out", out, "--input-format", fmt, "--output-format", "jsonl",
                      "--threads", threads)
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env())
+    run_env = env() | ({"ONEDNN_PRIMITIVE_CACHE_CAPACITY": str(kernel_cache)} if kernel_cache else {})
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=run_env)
     sampler = RssSampler(proc.pid, interval)
     stderr_chunks: list[bytes] = []
     reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)

@@ -5,6 +5,7 @@ Usage::
     python benchmarks/speed.py [--data ../shared/data] [--workdir DIR] [--epochs 3] [--threads N]
         [--competing] [--time-to-accuracy MINUTES [--short-budget 4]]
         [--default-input N] [--default-hidden N] [--default-batch N] [--train-limit N] [--out reports/speed]
+        [--baseline CHECKOUT]
 
     # the report run (about an hour on an idle 2-core machine):
     python benchmarks/speed.py --competing --time-to-accuracy 15
@@ -27,7 +28,9 @@ In one invocation, per condition (idle; with ``--competing`` also beside a 2-thr
 snapshots every new best model, scores each on eng.testb and plots test F1 against minutes.
 Results: OUT.md, OUT.json and OUT_time_to_accuracy.png. ``--train-limit N`` (smoke tests only)
 trains on the first N sentences of eng.train; the report says so. ``--annotate-once MODEL INPUT
-OUTPUT IN_FMT OUT_FMT THREADS`` is the helper mode used in step 5.
+OUTPUT IN_FMT OUT_FMT THREADS`` is the helper mode used in step 5. ``--baseline CHECKOUT`` also
+times steps 3-4 with the code of another checkout (``git worktree add /tmp/base REV``), so that
+before/after speed-ups come from the same run and condition.
 """
 
 from __future__ import annotations
@@ -285,6 +288,12 @@ def render_condition(name: str, cond: dict, judged: bool) -> list[str]:
         f = r["floor"]
         md.append(f"| {r['what']} | {_fmt(f[0])} / {_fmt(f[1])} → {_fmt(f[2])} | {_fmt(r['tagger'])} | "
                   f"**{_fmt(r['ratio'])}×** | {verdict(r['key'], r['ratio'], judged)} | {r['detail']} |")
+    if cond.get("baseline"):
+        md += ["", "Training epoch (s, median) of the code before the change (`--baseline`) in the same condition:", "",
+               "| shape | before | after | speed-up |", "| --- | --- | --- | --- |"]
+        for shape in ("small", "default"):
+            old, new = cond["baseline"][shape]["train_s_median"], cond["train"][shape]["train_s_median"]
+            md.append(f"| {shape} | {_fmt(old)} | {_fmt(new)} | **{_fmt(ratio(old, new))}×** |")
     md += ["", "| what | value | target | detail |", "| --- | --- | --- | --- |"]
     for r in other_rows(cond):
         md.append(f"| {r['what']} | {_fmt(r['value'])} | {verdict(r['key'], r['value'], judged)} | {r['detail']} |")
@@ -327,7 +336,8 @@ def render_markdown(res: dict, plot: str | None = None) -> str:
         md += [f"**The floor script was replaced by `{meta['floor']}`: the ratios are not the issue's.**", ""]
     md += [f"Shapes: small {meta['shapes']['small']}, defaults' {meta['shapes']['default']}.", ""]
     for name, cond in res["conditions"].items():
-        title = "Idle machine" if name == "idle" else "With a competing 2-thread CPU job (512×512 matmul loop)"
+        title = ("Idle machine" if name == "idle" else
+                 "With a competing 2-thread CPU job (512×512 matmul loop; the floor with --threads 1)")
         md += render_condition(title, cond, judged=name == "idle")
     if res.get("time_to_accuracy"):
         md += render_tta(res["time_to_accuracy"], plot)
@@ -377,19 +387,26 @@ class Bench:
     data: Path
     epochs: int
     threads: int | None
+    baseline: Path | None = None  # a checkout of the code before the change (--baseline)
+    floor_threads: int | None = None  # the floor's --threads (1 beside the competing job)
     commands: list[str] = field(default_factory=list)
 
-    def run(self, cmd: list, name: str, poll: Callable[[], None] | None = None) -> Proc:
+    def code_env(self, code: Path | None) -> dict:
+        """The environment that runs ``code`` (a checkout) instead of this tree's tagger."""
+        return self.env if code is None else self.env | {"PYTHONPATH": str(code)}
+
+    def run(self, cmd: list, name: str, poll: Callable[[], None] | None = None, code: Path | None = None) -> Proc:
         """Run ``cmd`` to the end (stdout kept, stderr to WORK/logs/NAME.err); peak RSS from wait4."""
         cmd = [str(c) for c in cmd]
-        self.commands.append(shlex.join(cmd))
+        self.commands.append((f"PYTHONPATH={code} " if code else "") + shlex.join(cmd))
         logs = self.work / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         out_path, err_path = logs / f"{name}.out", logs / f"{name}.err"
         busy = busy_cores()
         t0 = time.perf_counter()
         with open(out_path, "w") as out, open(err_path, "w") as err:
-            p = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.env, cwd=ROOT)
+            # cwd is first on sys.path with ``python -m``: run another checkout's code from its own folder
+            p = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.code_env(code), cwd=code or ROOT)
             try:
                 while True:
                     pid, status, usage = os.wait4(p.pid, os.WNOHANG if poll else 0)
@@ -437,19 +454,20 @@ def prepare(b: Bench, train_limit: int | None) -> Path:
 
 
 def floor(b: Bench, shape: dict, name: str) -> dict:
+    threads = ["--threads", str(b.floor_threads)] if b.floor_threads else b.thread_flags()
     cmd = [sys.executable, b.floor, "--orders", "sorted", "--input", shape["input"], "--hidden", shape["hidden"],
-           "--batch", shape["batch"], *b.thread_flags()]
+           "--batch", shape["batch"], *threads]
     proc = b.run(cmd, name)
     res = summarize_floor(read_json_lines(proc.stdout))
     say(f"{name}: epoch {res['epoch_s']} s, Viterbi bs256 {res['viterbi_tok_s']['256']:,.0f} tok/s")
     return res | {"wall_s": round(proc.seconds, 1), "busy_before": proc.busy_before}
 
 
-def train(b: Bench, prep: Path, name: str, flags: list[str]) -> dict:
+def train(b: Bench, prep: Path, name: str, flags: list[str], code: Path | None = None) -> dict:
     out = b.work / name
     cmd = b.tagger("train", prep, "--out", out, "--force", "--epochs", b.epochs, "--patience", 100, *flags,
                    *b.thread_flags())
-    proc = b.run(cmd, name)
+    proc = b.run(cmd, name, code=code)
     rows = read_json_lines((out / "metrics.jsonl").read_text())
     res = epoch_stats(rows) | {"rss_mb": round(proc.rss_mb, 1), "wall_s": round(proc.seconds, 1), "model": str(out),
                                "busy_before": proc.busy_before}
@@ -500,6 +518,9 @@ def condition(b: Bench, prep: Path, shapes: dict, testb: dict, tag: str) -> dict
     res: dict = {"load_before": [round(x, 2) for x in os.getloadavg()]}
     res["floor_before"] = {s: floor(b, shapes[s], f"floor-{s}-before{tag}") for s in shapes}
     res["train"] = {"small": train(b, prep, f"small{tag}", SMALL_FLAGS), "default": train(b, prep, f"default{tag}", [])}
+    if b.baseline is not None:  # the code before the change, same condition, same run
+        res["baseline"] = {"small": train(b, prep, f"baseline-small{tag}", SMALL_FLAGS, b.baseline),
+                           "default": train(b, prep, f"baseline-default{tag}", [], b.baseline)}
     res["annotate"], res["first_prediction"] = {}, {}
     for shape in shapes:
         model = res["train"][shape]["model"]
@@ -518,10 +539,15 @@ def competing(b: Bench, prep: Path, shapes: dict, testb: dict) -> dict:
     b.commands.append(shlex.join([sys.executable, "-c", COMPETING_JOB]) + "   # competing job, killed afterwards")
     hog = subprocess.Popen([sys.executable, "-c", COMPETING_JOB], env=b.env)
     say(f"competing job started (pid {hog.pid})")
+    # Two spin-waiting OpenMP teams on 2 cores slow each other down by an order of magnitude (two
+    # 2-thread floors side by side each took over 10 minutes instead of 20 s): beside the job, the
+    # floor runs with one thread, the choice a plain-PyTorch user would make on a busy machine.
+    b.floor_threads = 1
     try:
         time.sleep(3)
         return condition(b, prep, shapes, testb, "-competing")
     finally:
+        b.floor_threads = None
         hog.kill()
         hog.wait()
         say("competing job stopped")
@@ -674,6 +700,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--word-dim", type=int, default=50, help="word vector size (glove-6b-50d)")
     ap.add_argument("--train-limit", type=int, help="smoke tests only: train on the first N sentences")
     ap.add_argument("--floor", type=Path, default=FLOOR, help="the floor script")
+    ap.add_argument("--baseline", type=Path, help="a checkout of the code before the change (e.g. a git worktree): "
+                    "its `tagger train` is timed too, in each condition")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "speed")
     return ap.parse_args(argv)
 
@@ -771,7 +799,8 @@ def main(argv: list[str] | None = None) -> int:
         env["OMP_NUM_THREADS"] = str(args.threads)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="speed-"))
     work.mkdir(parents=True, exist_ok=True)
-    b = Bench(env, args.floor.resolve(), work.resolve(), args.data.resolve(), args.epochs, args.threads)
+    b = Bench(env, args.floor.resolve(), work.resolve(), args.data.resolve(), args.epochs, args.threads,
+              args.baseline.resolve() if args.baseline else None)
     try:
         res = run_all(args, b, argv)
     except (BenchError, ValueError, OSError) as exc:

@@ -182,8 +182,14 @@ def build_checked(factory, path: str | os.PathLike, others: Mapping[str | os.Pat
     ``{name: (shape, dtype)}``. A configuration with absurd sizes is therefore rejected before any
     allocation, unless the weights file really holds that much data.
     """
-    with torch.device("meta"):
-        meta = factory()
+    # Initialisation is meaningless on the meta device, and normal_ there imports torch._dynamo
+    # (over a second of a model's load time): it is skipped for this build.
+    normal, torch.nn.init.normal_ = torch.nn.init.normal_, lambda tensor, *args, **kwargs: tensor
+    try:
+        with torch.device("meta"):
+            meta = factory()
+    finally:
+        torch.nn.init.normal_ = normal
     check_header(path, {k: (tuple(v.shape), v.dtype) for k, v in meta.state_dict().items()})
     for other, expected in (others or {}).items():
         check_header(other, expected)

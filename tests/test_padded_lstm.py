@@ -11,7 +11,7 @@ from tagger.nn.padded_lstm import run_bilstm
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("lengths", [[6, 6, 6], [6, 1, 4, 2], [1], [3, 5], [17, 3, 9]])
+@pytest.mark.parametrize("lengths", [[6, 6, 6], [6, 1, 4, 2], [1], [3, 5], [17, 3, 9], [5] + [2] * 17])
 def test_matches_packed(layers, lengths):
     torch.manual_seed(len(lengths) + layers)
     lstm = nn.LSTM(5, 4, num_layers=layers, bidirectional=True, batch_first=True, dropout=0.3).double()

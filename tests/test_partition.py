@@ -74,7 +74,8 @@ def test_underflow_falls_back_to_log_space():
     start, trans, end = crf._potentials(True, em.dtype)
     lengths = mask.sum(1)
     steps = torch.arange(3)
-    x = em + (steps == 0).float()[None, :, None] * start + (steps[None] == (lengths - 1)[:, None]).float()[..., None] * end
+    last = (steps[None] == (lengths - 1)[:, None]).float()[..., None]
+    x = em + (steps == 0).float()[None, :, None] * start + last * end
     _, ok = log_partition(x, lengths, trans)
     assert ok.tolist() == [False, True]
     em_fast = em.clone().requires_grad_(True)
