@@ -332,7 +332,7 @@ def render_markdown(res: dict, plot: str | None = None) -> str:
     if meta.get("train_limit"):
         md += [f"**Smoke test: trained on the first {meta['train_limit']} sentences of eng.train only "
                "(`--train-limit`); training figures are not comparable with the floor.**", ""]
-    if meta.get("floor") and Path(meta["floor"]) != FLOOR:
+    if meta.get("floor") and Path(meta["floor"]).resolve() != FLOOR.resolve():
         md += [f"**The floor script was replaced by `{meta['floor']}`: the ratios are not the issue's.**", ""]
     md += [f"Shapes: small {meta['shapes']['small']}, defaults' {meta['shapes']['default']}.", ""]
     for name, cond in res["conditions"].items():

@@ -28,10 +28,15 @@ def run(*args) -> subprocess.CompletedProcess:
     return subprocess.run(cli(*args), capture_output=True, text=True, env=_env(), timeout=300)
 
 
+def strip_timing(rows: list[dict]) -> list[dict]:
+    """metrics.jsonl rows without their timings and thread counts (they depend on the machine)."""
+    return [{k: v for k, v in r.items() if "second" not in k and not k.endswith("_per_s") and k != "threads"}
+            for r in rows]
+
+
 def metrics(out: Path) -> list[dict]:
-    """metrics.jsonl rows without their timings."""
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if "second" not in k and not k.endswith("_per_s")} for r in rows]
+    """metrics.jsonl rows without their timings and thread counts."""
+    return strip_timing([json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()])
 
 
 def metrics_lines(out: Path) -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 from conftest import SAMPLE
 from reliability_util import invoke, prepared_dir, run_cli_subprocess, tagger_model, write_case_counts
+from resume_util import strip_timing
 
 import tagger.commands.train  # noqa: F401  (imported before forking: every child runs the same code)
 
@@ -108,10 +109,6 @@ def metrics_lines(out: Path) -> int:
         return len((out / "metrics.jsonl").read_text().splitlines())
     except OSError:
         return 0
-
-
-def strip_timing(rows):
-    return [{k: v for k, v in r.items() if "second" not in k and not k.endswith("_per_s")} for r in rows]
 
 
 def read_metrics(out: Path):

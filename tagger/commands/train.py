@@ -178,7 +178,8 @@ class TaggerTask(Task):
                 "dev": {k: v for k, v in epoch.dev.items() if k != "per_type"},
                 "seconds": round(epoch.seconds, 2), "train_seconds": round(epoch.train_seconds, 2),
                 "sentences_per_s": round(epoch.items / epoch.train_seconds, 1),
-                "tokens_per_s": round(self.n_tokens / epoch.train_seconds, 1), "best": epoch.improved}
+                "tokens_per_s": round(self.n_tokens / epoch.train_seconds, 1), "threads": round(epoch.threads, 2),
+                "best": epoch.improved}
 
     def write_files(self, out: Path) -> None:
         save_tagger_static(out, self.config, self.prep.extra, self.prep.extra_matrix)

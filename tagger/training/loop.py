@@ -87,7 +87,7 @@ class Task:
     def row(self, epoch: Epoch) -> dict:
         """The ``metrics.jsonl`` row of a finished epoch."""
         return {"epoch": epoch.epoch, "loss": epoch.loss, "lr": epoch.lr, "dev": epoch.dev,
-                "seconds": round(epoch.seconds, 2), "best": epoch.improved}
+                "seconds": round(epoch.seconds, 2), "threads": round(epoch.threads, 2), "best": epoch.improved}
 
     def write_files(self, out: Path) -> None:
         """Write the model directory's static files (config.json, vocabularies) when a run starts."""
@@ -107,6 +107,7 @@ class Epoch:
     train_seconds: float
     items: int  # training items seen (what Step.items counts)
     partial: bool  # cut short by the time limit
+    threads: float = 0.0  # mean torch CPU threads over the epoch's batches (tagger.threads may change them)
     stop: str | None = None  # why training stops after this epoch
     row: dict = field(default_factory=dict)
 
@@ -194,10 +195,11 @@ class Trainer:
             g["lr"] = lr
         task.model.train()
         t0 = time.perf_counter()
-        total, count, partial = 0.0, 0, False
+        total, count, partial, threads, steps = 0.0, 0, False, 0, 0
         bar = progress_bar(f"epoch {n}/{r.epochs}", task.unit, task.size(), None if self.progress else False)
         for batch in task.batches(n):
             poll_threads()
+            threads, steps = threads + torch.get_num_threads(), steps + 1
             opt.zero_grad(set_to_none=True)
             step = task.step(batch)
             step.loss.backward()
@@ -215,7 +217,7 @@ class Trainer:
                 break
         bar.close()
         seconds = time.perf_counter() - t0
-        return Epoch(n, total / max(1, count), lr, {}, False, seconds, seconds, count, partial)
+        return Epoch(n, total / max(1, count), lr, {}, False, seconds, seconds, count, partial, threads / max(1, steps))
 
     def _score(self, epoch: Epoch) -> None:
         """Dev scores (with the averaged weights); keep the weights of an improvement."""
