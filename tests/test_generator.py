@@ -299,3 +299,14 @@ def test_training_into_a_directory_and_resume_of_a_finished_run(tmp_path):
     assert more["epochs"] == 3
     with pytest.raises(TaggerError, match="training data differ from those of the saved run"):
         train_generator([["x", "y"]] * 20, None, None, out=tmp_path / "lm", resume=True, given={"epochs": 4})
+
+
+def test_long_conll_file_without_docstart_or_suffix_is_conll(tmp_path):
+    """Blank lines are counted over the lines the sniffed rows come from, not the whole 64 KB head
+    (eng.testa, which starts without -DOCSTART-, was read as text: its POS and NER columns became words)."""
+    sentences = [[f"w{i}{j} NN I-NP O" for j in range(3 + i % 9)] for i in range(2000)]
+    path = tmp_path / "corpus"
+    path.write_text("\n\n".join("\n".join(s) for s in sentences) + "\n")
+    assert detect_text_format(path) == "conll"
+    got = read_sentences(path)
+    assert len(got) == 2000 and got[0] == ["w00", "w01", "w02"]

@@ -51,7 +51,10 @@ class _Head:
         if len(head) >= HEAD_BYTES and lines:
             lines = lines[:-1]  # maybe cut in the middle
         self.lines = lines
-        self.nonblank = [ln for ln in lines if ln.strip()][:200]
+        where = [i for i, ln in enumerate(lines) if ln.strip()][:200]
+        self.nonblank = [lines[i] for i in where]
+        # the lines the first 200 non-blank ones come from (rules that count blank lines use these)
+        self.window = lines[: where[-1] + 1] if where else []
         self.data = [ln for ln in self.nonblank if not ln.startswith("#")]
 
 
@@ -71,7 +74,7 @@ def _conll(h: _Head) -> bool:
     if any(ln.split()[0] == DOCSTART for ln in h.nonblank):
         return True
     counts = [len(ln.split()) for ln in h.data]
-    blanks = sum(not ln.strip() for ln in h.lines)
+    blanks = sum(not ln.strip() for ln in h.window)
     # the same few columns on every line, blank lines between sentences of two or more lines on average
     return bool(counts) and blanks > 0 and max(counts) <= 20 and len(set(counts)) == 1 and len(counts) >= 2 * blanks
 
