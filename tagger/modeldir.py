@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from tagger import __version__
 from tagger.errors import ModelError
@@ -174,6 +175,22 @@ def check_header(path: str | os.PathLike, expected: Mapping[str, tuple[tuple[int
             raise ModelError(f"{path}: tensor {name} has dtype {found[name][1]}, expected {want}")
 
 
+_RANDOM_INIT = (torch.Tensor.normal_, torch.Tensor.uniform_, torch.nn.init.normal_, torch.nn.init.uniform_)
+
+
+class _SkipRandomInit(TorchFunctionMode):
+    """Random initialisation does nothing (for a build on the meta device, where it means nothing).
+
+    ``normal_`` on a meta tensor imports torch._dynamo, over a second of a model's load time. A
+    torch-function mode is thread-local, so builds in other threads are unaffected.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _RANDOM_INIT:
+            return args[0] if args else (kwargs or {})["tensor"]
+        return func(*args, **(kwargs or {}))
+
+
 def build_checked(factory, path: str | os.PathLike, others: Mapping[str | os.PathLike, Mapping] | None = None):
     """Build a module with ``factory()`` only after the weights file's header matches it.
 
@@ -182,14 +199,8 @@ def build_checked(factory, path: str | os.PathLike, others: Mapping[str | os.Pat
     ``{name: (shape, dtype)}``. A configuration with absurd sizes is therefore rejected before any
     allocation, unless the weights file really holds that much data.
     """
-    # Initialisation is meaningless on the meta device, and normal_ there imports torch._dynamo
-    # (over a second of a model's load time): it is skipped for this build.
-    normal, torch.nn.init.normal_ = torch.nn.init.normal_, lambda tensor, *args, **kwargs: tensor
-    try:
-        with torch.device("meta"):
-            meta = factory()
-    finally:
-        torch.nn.init.normal_ = normal
+    with torch.device("meta"), _SkipRandomInit():
+        meta = factory()
     check_header(path, {k: (tuple(v.shape), v.dtype) for k, v in meta.state_dict().items()})
     for other, expected in (others or {}).items():
         check_header(other, expected)

@@ -12,6 +12,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -520,3 +521,15 @@ def test_loading_a_good_model_still_works(tmodel, cmodel, gmodel):
 def test_write_case_counts():
     """Record how many crafted cases this module ran (reports/reliability.md quotes them)."""
     write_case_counts("models", CASES)
+
+
+def test_loading_a_model_stays_light(tmp_path_factory):
+    """Loading builds the model on the meta device first (to check the weights file) without random
+    initialisation there: it would import torch._dynamo, over a second of every load."""
+    model = tagger_model(tmp_path_factory)
+    code = ("import sys, tagger; p = tagger.load(sys.argv[1]); p.predict([['a', 'b']]); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
