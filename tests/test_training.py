@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from resume_util import strip_timing
 from torch import nn
 
 from tagger.errors import TaggerError
@@ -104,10 +105,9 @@ def test_resume_after_an_interruption_ends_as_an_uninterrupted_run(tmp_path):
     resumed = _trainer(tmp_path / "part", resume=True, ema=0.9, clip=1.0)
     assert resumed.task.files == 0  # static files are not rewritten on resume
     resumed.fit()
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
-    assert strip(resumed.state.history) == strip(full.state.history)
+    assert strip_timing(resumed.state.history) == strip_timing(full.state.history)
     rows = [json.loads(line) for line in (tmp_path / "part" / "metrics.jsonl").read_text().splitlines()]
-    assert strip(rows) == strip(full.state.history)
+    assert strip_timing(rows) == strip_timing(full.state.history)
     for k, v in full.best_weights().items():
         assert torch.equal(v, resumed.best_weights()[k]), k
     assert _trainer(tmp_path / "part", resume=True).fit().epoch == 6  # finished: nothing more to do
