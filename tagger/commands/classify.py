@@ -80,7 +80,7 @@ class ClassifierOptions:
     patience: int = option(3, help="Stop after this many epochs without dev improvement.", min=1)
     dev_fraction: float = option(0.1, help="Share of train held out for early stopping when there is no --dev.",
                                  min=0.0, below=1.0)
-    seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
+    seed: int = option(1, help="Random seed (same seed and --threads, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
     threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
                          "every few seconds).", min=0)

@@ -275,7 +275,7 @@ class GeneratorOptions:
     max_minutes: float = option(0.0, help="Stop training after this many minutes (0 = no limit).", min=0.0)
     dev_fraction: float = option(0.0, help="Without --dev: hold out this share of the training sentences "
                                  "(the last ones).", min=0.0, below=1.0)
-    seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
+    seed: int = option(1, help="Random seed (same seed and --threads, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
     threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
                          "every few seconds).", min=0)

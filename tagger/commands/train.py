@@ -48,7 +48,7 @@ class TrainOptions:
     clip: float = option(5.0, help="Gradient-norm clipping (0 = off).", min=0.0)
     patience: int = option(15, help="Stop after this many epochs without dev improvement.", min=1)
     max_minutes: float = option(0.0, help="Stop after this many minutes of training (0 = no limit).", min=0.0)
-    seed: int = option(1, help="Random seed (same seed, same model on the same machine).")
+    seed: int = option(1, help="Random seed (same seed and --threads, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
     threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
                          "every few seconds).", min=0)
