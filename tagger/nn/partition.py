@@ -81,17 +81,14 @@ class _LogPartition(torch.autograd.Function):
         tag = alphas * betas  # (seq_len, batch, T)
         tag = torch.where(mask, tag / tag.sum(2, keepdim=True), 0.0) * weight[None, :, None]
         grad_x = tag.transpose(0, 1)  # (batch, seq_len, T)
-        grad_trans = None
-        if seq_len > 1:
-            prev = alphas[:-1]  # (seq_len-1, batch, T)
-            nxt = e[1:] * betas[1:]  # (seq_len-1, batch, T)
-            norm = (torch.matmul(prev, big_e) * nxt).sum(2, keepdim=True)  # (seq_len-1, batch, 1)
-            scale = torch.where(mask[1:], weight[None, :, None] / norm, 0.0)  # (seq_len-1, batch, 1)
-            prev = torch.where(mask[1:], prev * scale, 0.0).reshape(-1, n)  # (steps, T)
-            nxt = torch.where(mask[1:], nxt, 0.0).reshape(-1, n)  # (steps, T)
-            grad_trans = big_e * (prev.t() @ nxt)  # (T, T)
-        else:
-            grad_trans = torch.zeros_like(big_e)
+        # Pair marginals of positions t-1, t (empty when seq_len is 1: a zero gradient).
+        prev = alphas[:-1]  # (seq_len-1, batch, T)
+        nxt = e[1:] * betas[1:]  # (seq_len-1, batch, T)
+        norm = (torch.matmul(prev, big_e) * nxt).sum(2, keepdim=True)  # (seq_len-1, batch, 1)
+        scale = torch.where(mask[1:], weight[None, :, None] / norm, 0.0)  # (seq_len-1, batch, 1)
+        prev = torch.where(mask[1:], prev * scale, 0.0).reshape(-1, n)  # (steps, T)
+        nxt = torch.where(mask[1:], nxt, 0.0).reshape(-1, n)  # (steps, T)
+        grad_trans = big_e * (prev.t() @ nxt)  # (T, T)
         return grad_x, None, grad_trans
 
 
