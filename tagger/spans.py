@@ -44,23 +44,33 @@ class SpanReader:
 
     def __call__(self, paths: Tensor, lengths: Sequence[int]) -> list[list[Span]]:
         """The spans of each row of ``paths`` ``(batch, seq_len)``, reading ``lengths[b]`` tags of row b."""
-        batch, seq_len = paths.shape
-        steps = torch.arange(seq_len + 1)  # (seq_len+1,): one closing O after the longest row
-        inside = steps[None, :] < torch.as_tensor(list(lengths))[:, None]  # (batch, seq_len+1)
-        ids = torch.zeros(batch, seq_len + 1, dtype=torch.long)
-        ids[:, :seq_len] = paths.cpu()
-        p = torch.where(inside, self.prefix[ids], _O)  # (batch, seq_len+1) prefix codes, O past each length
-        t = torch.where(inside, self.type[ids], -1)  # (batch, seq_len+1) type ids
-        pp = torch.cat([torch.full((batch, 1), _O), p[:, :-1]], 1)  # previous prefix
-        pt = torch.cat([torch.full((batch, 1), -1), t[:, :-1]], 1)  # previous type
+        lens = torch.as_tensor(list(lengths))  # (batch,)
+        inside = torch.arange(paths.size(1))[None, :] < lens[:, None]  # (batch, seq_len)
+        return self.flat(paths.cpu()[inside], lengths)
+
+    def flat(self, paths: Tensor, lengths: Sequence[int]) -> list[list[Span]]:
+        """The spans of sentences whose tag ids are ``paths`` ``(tokens,)``: the ``lengths[0]`` tags of
+        sentence 0, then sentence 1's, ..."""
+        lens = torch.as_tensor(list(lengths), dtype=torch.long)  # (S,)
+        # Each sentence followed by one O: the O before a sentence is the one after the previous.
+        ext = torch.repeat_interleave(torch.arange(lens.numel()), lens + 1)  # (N + S,) sentence of each slot
+        first = torch.cumsum(lens + 1, 0) - (lens + 1)  # (S,) slot of each sentence's first tag
+        slot = torch.arange(paths.numel()) + torch.repeat_interleave(torch.arange(lens.numel()), lens)  # (N,)
+        ids = paths.cpu()
+        p = torch.full(ext.shape, _O).index_put_((slot,), self.prefix[ids])  # (N + S,) prefix codes
+        t = torch.full(ext.shape, -1).index_put_((slot,), self.type[ids])  # (N + S,) type ids, -1 for O
+        pp = torch.cat([torch.tensor([_O]), p[:-1]])  # previous prefix
+        pt = torch.cat([torch.tensor([-1]), t[:-1]])  # previous type
         p_es, p_bi = (pp == _E) | (pp == _S), (pp == _B) | (pp == _I)
         ends = p_es | (p_bi & ((p == _B) | (p == _S) | (p == _O))) | ((pp != _O) & (pt != t))
         starts = (p == _B) | (p == _S) | ((p_es | (pp == _O)) & ((p == _E) | (p == _I))) | ((p != _O) & (pt != t))
-        sb, si = starts.nonzero(as_tuple=True)  # row-major: by sentence, then position
-        eb, ei = ends.nonzero(as_tuple=True)
-        kinds = t[sb, si].tolist()
-        out: list[list[Span]] = [[] for _ in range(batch)]
-        for b, start, end, kind in zip(sb.tolist(), si.tolist(), ei.tolist(), kinds, strict=True):
-            out[b].append(Span(self.names[kind], start, end))
-        assert eb.tolist() == sb.tolist(), "every chunk has one start and one end"
+        si = starts.nonzero().squeeze(1)  # (spans,) in order: by sentence, then position
+        ei = ends.nonzero().squeeze(1)
+        sb = ext[si]
+        kinds = t[si].tolist()
+        out: list[list[Span]] = [[] for _ in range(lens.numel())]
+        for b, start, end, kind, base in zip(sb.tolist(), si.tolist(), ei.tolist(), kinds, first[sb].tolist(),
+                                              strict=True):
+            out[b].append(Span(self.names[kind], start - base, end - base))
+        assert ext[ei].tolist() == sb.tolist(), "every chunk has one start and one end"
         return out

@@ -27,6 +27,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from tagger.nn.packed import PackedLayout, flat_forward_backward, flat_viterbi
 from tagger.nn.partition import log_partition
 
 __all__ = ["CRF", "PENALTY"]
@@ -35,6 +36,9 @@ __all__ = ["CRF", "PENALTY"]
 PENALTY = -1e4
 
 _REDUCTIONS = ("none", "sum", "mean", "token_mean")
+
+#: A float64 scaling factor below this is about to underflow: the row is recomputed in log space.
+_TINY64 = 1e-280
 
 BoolLike = Tensor | Sequence[bool] | Sequence[Sequence[bool]]
 
@@ -225,80 +229,91 @@ class CRF(nn.Module):
             betas[t] = beta
         return torch.stack(betas, dim=1)  # (batch, seq_len, T)
 
+    @staticmethod
+    def _with_ends(emissions: Tensor, lengths: Tensor, start: Tensor, end: Tensor) -> Tensor:
+        """Emissions ``(batch, seq_len, T)`` plus the start scores at position 0 and the end scores at
+        each row's last position (``lengths`` ``(batch,)``)."""
+        steps = torch.arange(emissions.size(1), device=emissions.device)  # (seq_len,)
+        first = (steps == 0).to(emissions.dtype)[None, :, None]  # (1, seq_len, 1)
+        last = (steps[None, :] == (lengths - 1)[:, None]).to(emissions.dtype).unsqueeze(2)  # (batch, seq_len, 1)
+        return emissions + first * start + last * end  # (batch, seq_len, T)
+
     def _log_z(self, emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> Tensor:
         """``(batch,)`` log Z by the rescaled forward algorithm (:mod:`tagger.nn.partition`), whose
         gradient is computed by the backward algorithm; rows it cannot represent fall back to log space."""
         lengths = mask.sum(1)  # (batch,)
-        steps = torch.arange(emissions.size(1), device=emissions.device)  # (seq_len,)
-        first = (steps == 0).to(emissions.dtype)[None, :, None]  # (1, seq_len, 1)
-        last = (steps[None, :] == (lengths - 1)[:, None]).to(emissions.dtype).unsqueeze(2)  # (batch, seq_len, 1)
-        x = emissions + first * start + last * end  # (batch, seq_len, T)
-        log_z, ok = log_partition(x, lengths, trans)  # (batch,) each
+        log_z, ok = log_partition(self._with_ends(emissions, lengths, start, end), lengths, trans)  # (batch,) each
         if not bool(ok.all()):
             bad = (~ok).nonzero().squeeze(1)  # (B',)
             log_z = log_z.index_put((bad,), self._log_z_log_space(emissions[bad], mask[bad], start, trans, end))
         return log_z
 
     def _log_z_log_space(self, emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> Tensor:
-        """``(batch,)`` log Z by the log-space forward algorithm (autograd gradient)."""
-        alpha, _ = self._alphas(emissions, mask, start, trans, keep=False)  # (batch, T)
-        return torch.logsumexp(alpha + end, dim=1)  # (batch,)
+        last, _ = self._alphas(emissions, mask, start, trans, keep=False)
+        return torch.logsumexp(last + end, dim=1)
 
+    @torch.no_grad()
     def _forward_backward(
         self, emissions: Tensor, mask: Tensor, betas: bool = True
     ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
-        """Constrained alphas, betas ``(batch, seq_len, T)``, log Z ``(batch,)`` and transitions ``(T, T)``.
+        """Constrained alphas, betas ``(batch, seq_len, T)`` (0 past each length), log Z ``(batch,)`` and
+        transitions ``(T, T)``, in float64: :meth:`_flat_forward_backward` of the batch's tokens."""
+        mask_b = mask.unsqueeze(2).expand(*mask.shape, self.num_tags)  # (batch, seq_len, T)
+        layout = PackedLayout(mask.sum(1), emissions.device)
+        flat_a, flat_b, log_z, trans = self._flat_forward_backward(emissions.double()[mask], layout, betas)
+        alphas = torch.zeros(emissions.shape, dtype=torch.float64, device=emissions.device).masked_scatter_(
+            mask_b, flat_a)  # (batch, seq_len, T)
+        beta_all = None if flat_b is None else torch.zeros_like(alphas).masked_scatter_(mask_b, flat_b)
+        return alphas, beta_all, log_z, trans
 
-        For the decoding side (:meth:`marginals`, :meth:`span_log_prob`, :meth:`nbest`): computed
-        in float64 whatever the emissions' dtype (float32 sums over long sentences lose ~1e-3 of
-        probability). The recursions run in probability space, rescaled by each row's maximum at
-        every step, so a step is one ``(batch, T) @ (T, T)`` product instead of a ``(batch, T, T)``
-        log-sum-exp (over 20x faster in float64 on a CPU). Results are in log space.
+    @torch.no_grad()
+    def _flat_forward_backward(
+        self, flat: Tensor, layout: PackedLayout, betas: bool = True
+    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
+        """Constrained log alphas, log betas ``(N, T)``, log Z ``(S,)`` and transitions ``(T, T)`` of the
+        float64 emissions ``flat`` ``(N, T)`` of sentences laid out by ``layout`` (tokens of sentence 0,
+        then sentence 1, ...).
+
+        For the decoding side (:meth:`marginals`, :meth:`span_log_prob`, :meth:`nbest`): float64
+        (float32 sums over long sentences lose ~1e-3 of probability), every sentence at once in packed
+        layout (:mod:`tagger.nn.packed`: the rescaled recursions of training, one ``(k, T) @ (T, T)``
+        product and a few element-wise operations a step, over 20x faster in float64 than a
+        ``(batch, T, T)`` log-sum-exp). Alphas exclude the end scores, betas include them.
 
         A disallowed transition has probability ``exp(PENALTY) == 0`` here, so a tag reachable
         only through disallowed transitions (e.g. ``<pad>``) gets alpha/beta ``-inf`` where the
         log-space recursions give about ``PENALTY``: the same probabilities, but the log
-        probability of an item that only such paths carry is ``-inf``. Rows where this leaves no
-        finite log Z (every path uses a disallowed transition) or a NaN are recomputed by the
-        log-space recursions. ``betas=False`` skips the backward pass (betas are then None).
+        probability of an item that only such paths carry is ``-inf``. Sentences where the scaling
+        underflows (every path uses a disallowed transition) are recomputed by the log-space
+        recursions. ``betas=False`` skips the backward pass (betas are then None). No gradient
+        flows through it (decoding only; training's log Z is :meth:`log_partition`).
         """
-        em = emissions.double()
         start, trans, end = self._potentials(True, torch.float64)
-        batch, seq_len, n = em.shape
-        tmax = trans.max()
-        expt = (trans - tmax).exp()  # (from, to); exactly 0 where disallowed
-        alphas = em.new_empty(em.shape)
-        alpha = start + em[:, 0]  # (batch, T)
-        alphas[:, 0] = alpha
-        for t in range(1, seq_len):
-            m = alpha.max(1, keepdim=True).values  # (batch, 1)
-            nxt = torch.log((alpha - m).exp() @ expt) + (m + tmax) + em[:, t]  # (batch, T)
-            alpha = torch.where(mask[:, t, None], nxt, alpha)
-            alphas[:, t] = alpha
-        log_z = torch.logsumexp(alpha + end, dim=1)  # (batch,)
-        ok = torch.isfinite(log_z) & ~torch.isnan(alphas).flatten(1).any(1)  # (batch,)
-        beta_all = None
-        if betas:
-            beta_all = em.new_empty(em.shape)
-            beta = end.expand(batch, n)  # (batch, T); = end at each sequence's own last position
-            beta_all[:, seq_len - 1] = beta
-            expt_t = expt.t()  # (to, from)
-            for t in range(seq_len - 2, -1, -1):
-                v = em[:, t + 1] + beta  # (batch, T)
-                m = v.max(1, keepdim=True).values
-                nxt = torch.log((v - m).exp() @ expt_t) + (m + tmax)
-                beta = torch.where(mask[:, t + 1, None], nxt, beta)
-                beta_all[:, t] = beta
-            ok &= ~torch.isnan(beta_all).flatten(1).any(1)
+        x = flat.clone()  # (N, T)
+        x[layout.first] += start
+        x[layout.last] += end
+        alphas, beta_all, log_z, ok = flat_forward_backward(x, layout, trans, betas, _TINY64)
+        alphas[layout.last] -= end
+        if beta_all is not None:
+            beta_all[layout.last] += end
         if not bool(ok.all()):
-            bad = (~ok).nonzero().squeeze(1)  # (B',)
-            em_bad, mask_bad = em[bad], mask[bad]
-            last, history = self._alphas(em_bad, mask_bad, start, trans, keep=True)
-            alphas[bad] = torch.stack(history, dim=1)
-            log_z[bad] = torch.logsumexp(last + end, dim=1)
-            if beta_all is not None:
-                beta_all[bad] = self._betas(em_bad, mask_bad, trans, end)
+            self._log_space_rows((~ok).nonzero().squeeze(1), flat, layout, alphas, beta_all, log_z)
         return alphas, beta_all, log_z, trans
+
+    def _log_space_rows(self, rows: Tensor, flat: Tensor, layout: PackedLayout, alphas: Tensor,
+                        beta_all: Tensor | None, log_z: Tensor) -> None:
+        """Recompute sentences ``rows`` of :meth:`_flat_forward_backward` by the log-space recursions, in place."""
+        start, trans, end = self._potentials(True, torch.float64)
+        lens = layout.lengths[rows]  # (R,)
+        steps = torch.arange(int(lens.max()), device=flat.device)  # (L,)
+        mask = steps[None, :] < lens[:, None]  # (R, L)
+        where = layout.first[rows][:, None] + steps[None, :]  # (R, L) flat token indices
+        em = torch.where(mask[..., None], flat[where.clamp(max=flat.size(0) - 1)], 0.0)  # (R, L, T)
+        last, history = self._alphas(em, mask, start, trans, keep=True)
+        alphas[where[mask]] = torch.stack(history, dim=1)[mask]
+        log_z[rows] = torch.logsumexp(last + end, dim=1)
+        if beta_all is not None:
+            beta_all[where[mask]] = self._betas(em, mask, trans, end)[mask]
 
     # ------------------------------------------------------------------ decoding side
 
@@ -308,25 +323,21 @@ class CRF(nn.Module):
         If a sequence has no allowed path, its best penalised path is returned.
         """
         mask = self._check(emissions, mask)
-        start, trans, end = self._potentials(True, emissions.dtype)
-        seq_len = emissions.size(1)
-        score = start + emissions[:, 0]  # (batch, T)
-        trans_b = trans.unsqueeze(0)  # (1, from, to)
-        backptrs: list[Tensor] = []
-        for t in range(1, seq_len):
-            best, idx = (score.unsqueeze(2) + trans_b).max(dim=1)  # (batch, T) each
-            score = torch.where(mask[:, t, None], best + emissions[:, t], score)
-            backptrs.append(idx)
-        best_score, cur = (score + end).max(dim=1)  # (batch,) each
-        cols = []
-        for t in range(seq_len - 1, 0, -1):
-            valid = mask[:, t]  # (batch,)
-            cols.append(torch.where(valid, cur, 0))
-            prev = backptrs[t - 1].gather(1, cur.unsqueeze(1)).squeeze(1)  # (batch,)
-            cur = torch.where(valid, prev, cur)
-        cols.append(cur)
-        paths = torch.stack(cols[::-1], dim=1)  # (batch, seq_len)
-        return paths, best_score
+        paths, scores = self.decode_flat(emissions[mask], PackedLayout(mask.sum(1), emissions.device))
+        return torch.zeros(mask.shape, dtype=torch.long, device=mask.device).masked_scatter_(mask, paths), scores
+
+    @torch.no_grad()
+    def decode_flat(self, flat: Tensor, layout: PackedLayout) -> tuple[Tensor, Tensor]:
+        """:meth:`decode` of sentences given as emissions ``flat`` ``(tokens, T)`` (those of sentence 0,
+        then sentence 1, ...; ``layout`` from their lengths): best tags ``(tokens,)`` and scores ``(S,)``.
+
+        All sentences at once in packed layout (:func:`tagger.nn.packed.flat_viterbi`): as many steps
+        as the longest sentence, each on the sentences that are that long.
+        """
+        start, trans, end = self._potentials(True, flat.dtype)
+        x = flat.clone()  # (tokens, T)
+        x[layout.first] += start
+        return flat_viterbi(x, layout, trans, end)
 
     def nbest(self, emissions: Tensor, mask: Tensor, k: int, *, normalize: bool = False) -> tuple[Tensor, Tensor]:
         """The ``k`` best paths ``(batch, k, seq_len)`` and scores ``(batch, k)``, best first.
@@ -393,10 +404,16 @@ class CRF(nn.Module):
         Computed in float64, returned in the emissions' dtype.
         """
         mask = self._check(emissions, mask)
-        alphas, betas, log_z, _ = self._forward_backward(emissions, mask)  # float64
+        flat = self.marginals_flat(emissions.double()[mask], PackedLayout(mask.sum(1), emissions.device))
+        probs = torch.zeros(emissions.shape, dtype=emissions.dtype, device=emissions.device)  # (batch, seq_len, T)
+        return probs.masked_scatter_(mask.unsqueeze(2).expand_as(probs), flat.to(emissions.dtype))
+
+    def marginals_flat(self, flat: Tensor, layout: PackedLayout) -> Tensor:
+        """:meth:`marginals` ``(tokens, T)`` float64 of sentences given as float64 emissions ``flat``
+        ``(tokens, T)`` (those of sentence 0, then sentence 1, ...; ``layout`` from their lengths)."""
+        alphas, betas, log_z, _ = self._flat_forward_backward(flat, layout)  # float64
         assert betas is not None
-        probs = torch.exp(alphas + betas - log_z[:, None, None])  # (batch, seq_len, T)
-        return probs.masked_fill(~mask.unsqueeze(2), 0.0).to(emissions.dtype)
+        return torch.exp(alphas + betas - log_z[layout.sentence, None])  # (tokens, T)
 
     def span_log_prob(
         self,
@@ -433,16 +450,30 @@ class CRF(nn.Module):
             if bool(((tags < 0) | (tags >= n))[torch.arange(tags.size(1), device=dev) < seg_len[:, None]].any()):
                 raise ValueError("segment tags out of range")
 
-        alphas, betas, log_z, trans = self._forward_backward(emissions, mask)  # float64
+        layout = PackedLayout(mask.sum(1), dev)
+        flat = emissions.double()[mask]  # (tokens, T)
+        return self.span_log_prob_flat(flat, layout, batch_index, start, end, tags).to(emissions.dtype)
+
+    def span_log_prob_flat(
+        self, flat: Tensor, layout: PackedLayout, sentence: Tensor, start: Tensor, end: Tensor, tags: Tensor,
+    ) -> Tensor:
+        """:meth:`span_log_prob` of sentences given as float64 emissions ``flat`` ``(tokens, T)`` (those of
+        sentence 0, then sentence 1, ...; ``layout`` from their lengths): float64 ``(N,)``.
+
+        ``sentence``, ``start``, ``end`` ``(N,)`` and ``tags`` ``(N, max_seg_len)`` as there, unchecked:
+        prediction scores the entities of many batches at once this way.
+        """
+        alphas, betas, log_z, trans = self._flat_forward_backward(flat, layout)  # float64
         assert betas is not None
-        emissions64 = emissions.double()
-        steps = torch.arange(tags.size(1), device=dev)  # (M,)
+        base = layout.first[sentence]  # (N,) flat index of each segment's sentence
+        seg_len = end - start  # (N,)
+        steps = torch.arange(tags.size(1), device=flat.device)  # (M,)
         inside = steps < seg_len.unsqueeze(1)  # (N, M)
         tags = tags.masked_fill(~inside, 0)
-        pos = (start.unsqueeze(1) + steps).clamp(max=seq_len - 1)  # (N, M)
-        emit = emissions64[batch_index.unsqueeze(1), pos, tags]  # (N, M)
+        pos = base[:, None] + torch.minimum(start[:, None] + steps, (end - 1)[:, None])  # (N, M) flat indices
+        emit = flat[pos, tags]  # (N, M)
         inner = torch.where(inside[:, 1:], emit[:, 1:] + trans[tags[:, :-1], tags[:, 1:]], 0.0).sum(1)  # (N,)
-        first = alphas[batch_index, start, tags[:, 0]]  # (N,)
+        first = alphas[base + start, tags[:, 0]]  # (N,)
         last_tags = tags.gather(1, (seg_len - 1).clamp(min=0).unsqueeze(1)).squeeze(1)  # (N,)
-        last = betas[batch_index, (end - 1).clamp(min=0), last_tags]  # (N,)
-        return (first + inner + last - log_z[batch_index]).to(emissions.dtype)
+        last = betas[base + end - 1, last_tags]  # (N,)
+        return first + inner + last - log_z[sentence]

@@ -50,7 +50,8 @@ class Engine:
                 pieces.extend(s[i : i + limit] for i in range(0, len(s), limit))
                 plan.append((first, len(pieces) - first))
                 nsplit += 1
-        preds = self.predictor.predict(pieces, batch_size=o.batch_size, nbest=o.nbest, token_scores=False)
+        preds = self.predictor.predict(pieces, batch_size=o.batch_size, nbest=o.nbest, token_scores=False,
+                                         batch_tokens=o.batch_tokens)
         if nsplit:
             preds = [preds[a] if m == 1 else self._rejoin(preds[a : a + m]) for a, m in plan]
         if self.target is not None:

@@ -38,7 +38,9 @@ class AnnotateOptions:
     output_format: str = option("auto", choices=OUTPUT_FORMATS,
                                 help="auto: conll for CoNLL/CoNLL-U input, jsonl otherwise. Files are named "
                                 "INPUT + .conll/.jsonl.")
-    batch_size: int = option(256, min=1, help="Sentences per model batch.")
+    batch_size: int = option(256, min=1, help="Sentences per model batch, at most.")
+    batch_tokens: int = option(4096, min=1, help="Padded token slots per model batch (sentences x the longest), "
+                               "at most; a longer sentence is a batch of its own.")
     workers: int = option(1, min=1, help="Worker processes predicting in parallel (forked: they share the "
                           "loaded model).")
     nbest: int = option(0, min=0, help="Also write the K best tag sequences.")

@@ -26,6 +26,7 @@ from typing import IO
 
 import torch
 
+from tagger.collector import collect_young, paused_gc
 from tagger.commands.annotate.engine import ChunkPredictor, reads_ahead
 from tagger.commands.annotate.items import Item, read_items
 from tagger.commands.annotate.jobs import Job, Sink, open_input, output_path, plan_jobs, remove_stale
@@ -272,12 +273,14 @@ def run_jobs(predictor: Predictor, jobs: list[Job], options: AnnotateOptions,
     pending: deque = deque()
     ok = False
     try:
-        for group, sents in chunks:
-            pending.append((group, sents, engine.submit(sents) if sents else None))
-            while len(pending) >= engine.window:
+        with paused_gc():  # a chunk's objects are not walked over and over (tagger.collector)
+            for group, sents in chunks:
+                pending.append((group, sents, engine.submit(sents) if sents else None))
+                while len(pending) >= engine.window:
+                    finish(*pending.popleft())
+                    collect_young()
+            while pending:
                 finish(*pending.popleft())
-        while pending:
-            finish(*pending.popleft())
         ok = True
     finally:
         chunks.close()
