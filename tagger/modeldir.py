@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch.overrides import TorchFunctionMode
 
 from tagger import __version__
 from tagger.errors import ModelError
-from tagger.fsutil import atomic_write_bytes, atomic_write_json
+from tagger.fsutil import atomic_write_json, atomic_write_with
 from tagger.options import coerce, field_problem
 
 if TYPE_CHECKING:
@@ -59,12 +60,25 @@ def write_config(model_dir: str | os.PathLike, kind: str, config: Mapping) -> No
     atomic_write_json(Path(model_dir) / "config.json", data)
 
 
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor]) -> None:
-    """Save tensors with safetensors, atomically (temp file + rename)."""
-    from safetensors.torch import save
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Save tensors with safetensors, atomically (temp file + rename), streamed from the tensors
+    (no copy of the whole file in memory); a failed write is an ``OSError`` (e.g. a full disk)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import save_file
 
-    data = save({k: v.detach().contiguous().cpu() for k, v in tensors.items()})
-    atomic_write_bytes(path, data)
+    flat = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+
+    def write(tmp: Path) -> None:
+        try:
+            save_file(flat, str(tmp), metadata=metadata)
+        except SafetensorError as exc:  # its I/O errors say "... (os error 28)"
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code.group(1)), os.strerror(int(code.group(1)))) from None
+
+    atomic_write_with(path, write)
 
 
 def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:

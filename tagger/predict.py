@@ -17,7 +17,7 @@ import torch
 from tagger import modeldir, schemes
 from tagger.collector import paused_gc
 from tagger.errors import ModelError, TaggerError
-from tagger.features import Featurizer, casing
+from tagger.features import BATCH_TOKENS, Featurizer, casing, length_batches
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.nn.packed import PackedLayout
 from tagger.spans import SpanReader
@@ -140,26 +140,6 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[BiLSTMCRF
 #: :meth:`Predictor.predict` (packed layout: as many steps as the block's longest sentence).
 BLOCK_TOKENS = 1 << 14
 
-#: Default padded-token budget of a prediction batch (rows x longest length). On 2 cores the BiLSTM
-#: ran 1.3-1.5x faster in batches of ~4k token slots than in batches of 256 sentences (whose first
-#: batches are mostly padding when a few sentences are long), and batches of 16k+ slots slower.
-BATCH_TOKENS = 4096
-
-
-def length_batches(order: Sequence[int], lengths: Sequence[int], max_rows: int, max_tokens: int) -> list[list[int]]:
-    """``order`` (indices by decreasing length) cut into batches of at most ``max_rows`` sentences and
-    ``max_tokens`` padded token slots (a longer sentence gets a batch of its own). A batch of more
-    than 16 rows holds a power of two of them, as :func:`tagger.nn.padded_lstm.run_bilstm` would pad
-    it to one anyway."""
-    out: list[list[int]] = []
-    k = 0
-    while k < len(order):
-        rows = max(1, min(max_rows, max_tokens // max(1, lengths[order[k]])))
-        if rows > 16:
-            rows = 1 << (rows.bit_length() - 1)
-        out.append(list(order[k : k + rows]))
-        k += rows
-    return out
 
 
 class TokenCache:
@@ -336,7 +316,7 @@ class Predictor:
             if n == 0:
                 out[i] = Prediction([], [], [])
         order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-        batches = length_batches(order, lengths, batch_size, batch_tokens)
+        batches = length_batches(lengths, batch_size, order, batch_tokens)
         with torch.inference_mode(), governed(self.threads), paused_gc():
             k = 0
             while k < len(batches):

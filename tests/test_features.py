@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 import torch
 
-from tagger.features import Encoded, EncodedCorpus, collate
+from tagger.features import Encoded, EncodedCorpus, collate, length_batches
 
 
 def _sentences() -> list[Encoded]:
@@ -42,3 +44,25 @@ def test_collate_and_untagged_sentences():
     with pytest.raises(ValueError):
         EncodedCorpus([Encoded(words=[], chars=[], casing=[])])
     assert torch.equal(EncodedCorpus(items).batch([1]).words, torch.tensor([[5, 6]]))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_length_batches_keep_order_and_bounds(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 130) for _ in range(rng.randint(1, 400))]
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i]) if seed % 2 else None
+    batch_size, max_tokens = rng.choice([1, 7, 100, 256]), rng.choice([None, 50, 300, 4096])
+    batches = length_batches(lengths, batch_size, order, max_tokens)
+    assert [i for b in batches for i in b] == list(order or sorted(range(len(lengths)), key=lambda i: lengths[i]))
+    for b in batches:
+        assert 1 <= len(b) <= batch_size
+        if max_tokens is not None and len(b) > 1:
+            assert len(b) * max(lengths[i] for i in b) <= max_tokens  # a longer sentence: alone
+        if max_tokens is not None and len(b) > 16:
+            assert len(b) & (len(b) - 1) == 0  # a power of two: no dummy rows in the BiLSTM
+
+
+def test_length_batches_by_tokens():
+    lengths = [100, 50, 50, 10, 10, 10, 10, 200]
+    assert length_batches(lengths, 256, [7, 0, 1, 2, 3, 4, 5, 6], max_tokens=100) == [[7], [0], [1, 2], [3, 4, 5, 6]]
+    assert length_batches(lengths, 3) == [[3, 4, 5], [6, 1, 2], [0, 7]]

@@ -264,6 +264,26 @@ def _stall_writes_of(name: str, nth: int, marker: Path, part: str = "half"):
         tagger.fsutil.open = stalling_open  # module globals shadow the builtin for these modules only
         tagger.training.rundir.open = stalling_open
 
+        # Tensor files are streamed by safetensors (written from Rust, not through ``open``): the
+        # same stall, on a temporary file cut to half its size.
+        import safetensors.torch
+
+        real_save_file = safetensors.torch.save_file
+
+        def stalling_save_file(tensors, filename, *args, **kwargs):
+            real_save_file(tensors, filename, *args, **kwargs)
+            if os.path.basename(str(filename)).startswith(f".{name}.tmp-"):
+                seen["n"] += 1
+                if seen["n"] == nth:
+                    with real_open(filename, "r+b") as fh:
+                        fh.truncate(os.path.getsize(filename) // 2)
+                        os.fsync(fh.fileno())
+                    marker.with_suffix(".tmp").write_text(str(filename))
+                    os.replace(marker.with_suffix(".tmp"), marker)
+                    time.sleep(120)  # killed here
+
+        safetensors.torch.save_file = stalling_save_file
+
     return patch
 
 

@@ -16,7 +16,7 @@ import torch
 
 from tagger import metrics, schemes
 from tagger.errors import TaggerError
-from tagger.features import EncodedCorpus, Featurizer, length_batches
+from tagger.features import BATCH_TOKENS, EncodedCorpus, Featurizer, length_batches
 from tagger.nn.bilstm_crf import CHAR_ENCODERS, BiLSTMCRF, ModelConfig
 from tagger.options import bounds, check_fields, from_toml, option
 from tagger.predict import save_tagger_static, tagger_config
@@ -93,7 +93,7 @@ def evaluate_split(model: BiLSTMCRF, encoded: EncodedCorpus, gold: list[list[str
     lengths = encoded.lengths.tolist()
     preds: list[list[str]] = [[] for _ in lengths]
     with torch.inference_mode():
-        for idx in length_batches(lengths, batch_size):
+        for idx in length_batches(lengths, batch_size, max_tokens=BATCH_TOKENS):
             batch = encoded.batch(idx).to(device)
             paths, _ = model.decode(batch)
             for b, i in enumerate(idx):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from tagger.errors import TaggerError
-from tagger.fsutil import atomic_write_bytes
+from tagger.modeldir import save_tensors
 from tagger.training.ema import WeightEMA
 
 #: Loop-state fields a checkpoint must carry, with their types.
@@ -62,8 +62,6 @@ def _load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.T
 def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, info: dict,
                     ema: WeightEMA | None = None) -> None:
     """Model, optimiser, averaged weights and RNG state in one safetensors file (``info`` as metadata)."""
-    from safetensors.torch import save
-
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     if ema is not None:
         tensors.update(ema.tensors())
@@ -72,7 +70,7 @@ def save_checkpoint(path: Path, model: nn.Module, opt: torch.optim.Optimizer, in
     tensors.update(otensors)
     tensors["rng.torch"] = torch.get_rng_state()
     meta = {"info": json.dumps(info), "optim": json.dumps(ometa)}
-    atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, metadata=meta))
+    save_tensors(path, tensors, metadata=meta)
 
 
 def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict, dict]:
