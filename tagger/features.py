@@ -179,25 +179,18 @@ def length_batches(lengths: Sequence[int], batch_size: int, order: Sequence[int]
     if order is None:
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
     out: list[list[int]] = []
-    cur: list[int] = []
-    longest = 0
-    for i in order:
-        n = lengths[i]
-        full = len(cur) == batch_size or (max_tokens is not None and (len(cur) + 1) * max(longest, n) > max_tokens)
-        if cur and full:
-            out.append(cur)
-            cur, longest = [], 0
-        cur.append(i)
-        longest = max(longest, n)
-    if cur:
-        out.append(cur)
-    if max_tokens is None:
-        return out
-    split: list[list[int]] = []
-    for batch in out:
-        while len(batch) > 16 and len(batch) & (len(batch) - 1):  # 36 -> 32 + 4
-            keep = 1 << (len(batch).bit_length() - 1)
-            split.append(batch[:keep])
-            batch = batch[keep:]
-        split.append(batch)
-    return split
+    k = 0
+    while k < len(order):
+        end, longest = k, 0
+        while end < len(order) and end - k < batch_size:
+            n = lengths[order[end]]
+            if max_tokens is not None and end > k and (end - k + 1) * max(longest, n) > max_tokens:
+                break
+            longest = max(longest, n)
+            end += 1
+        size = end - k
+        if max_tokens is not None and size > 16:
+            size = 1 << (size.bit_length() - 1)  # the rest starts the next batch
+        out.append(list(order[k : k + size]))
+        k += size
+    return out

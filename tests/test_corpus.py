@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import random
+
 import pytest
 
 from tagger.errors import InputError, TaggerError
 from tagger.formats.conll import iter_conll
 from tagger.formats.detect import detect_format
+from tagger.formats.lines import split_lines
 from tagger.formats.read import read_corpus
 
 
@@ -150,3 +154,28 @@ def test_conllu_content_in_a_conll_named_file_is_read_as_conllu(tmp_path):
     plain = tmp_path / "ner.conll"
     plain.write_text("EU B-ORG\nrejects O\n\n", encoding="utf-8")
     assert detect_format(plain, ("conllu", "conll")) == "conll"
+
+
+def _split_lines_one_by_one(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The line rule spelled out: a line per ``\\n`` of the file, then split at each lone ``\\r``."""
+    out = []
+    for raw in io.BytesIO(data):
+        content, eol = (raw[:-2], b"\r\n") if raw.endswith(b"\r\n") else (
+            (raw[:-1], b"\n") if raw.endswith(b"\n") else (raw, b""))
+        *pieces, content = content.split(b"\r")
+        out += [(p, b"\r") for p in pieces]
+        if content or eol:
+            out.append((content, eol))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_split_lines_in_blocks_equals_line_by_line(seed):
+    """Blocks of any size (a \\r\\n or a line cut between two reads) give the same lines and endings."""
+    rng = random.Random(seed)
+    for _ in range(300):
+        data = bytes(rng.choice(b"ab \t\r\n") for _ in range(rng.randint(0, 40)))
+        want = _split_lines_one_by_one(data)
+        assert b"".join(c + e for c, e in want) == data
+        for block in (1, 2, 3, 5, 1 << 16):
+            assert list(split_lines(io.BytesIO(data), block)) == want
