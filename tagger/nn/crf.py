@@ -17,7 +17,9 @@ negative log-likelihood as well.
 
 Probabilities on the decoding side (:meth:`CRF.marginals`, :meth:`CRF.span_log_prob`,
 ``CRF.nbest(normalize=True)``) are computed in float64 whatever the emissions' dtype, by a
-forward-backward pass in rescaled probability space (see :meth:`CRF._forward_backward`).
+forward-backward pass in rescaled probability space (see :meth:`CRF._flat_forward_backward`).
+Decoding works on all sentences of a batch, or of many batches (the ``*_flat`` methods), at once in
+packed time-major layout (:mod:`tagger.nn.packed`): as many steps as the longest sentence.
 """
 
 from __future__ import annotations
