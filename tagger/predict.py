@@ -141,7 +141,6 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[BiLSTMCRF
 BLOCK_TOKENS = 1 << 14
 
 
-
 class TokenCache:
     """Input features of tokens for prediction, with a per-token cache.
 
@@ -340,9 +339,10 @@ class Predictor:
                     mask = pos[None, :] < lens[:, None]  # (batch, seq_len)
                     rows = torch.where(mask, starts[:, None] + pos[None, :], 0)  # rows of feats
                     em = self.model.emissions_from_features(feats, rows, lens)  # (batch, seq_len, T)
-                    ems.append(em[mask.to(em.device)])  # (tokens, T)
+                    mask = mask.to(em.device)
+                    ems.append(em[mask])  # (tokens, T)
                     if nbest:
-                        kept.append((em, mask.to(em.device), chunk))
+                        kept.append((em, mask, chunk))
                 members = [i for chunk in block for i in chunk]
                 preds = self._predict_block(torch.cat(ems), [lengths[i] for i in members],
                                             [sentences[i] for i in members], confidences, token_scores,
@@ -384,7 +384,7 @@ class Predictor:
             preds.append(Prediction(list(s), [itos[t] for t in paths_l[at : at + n]], scores))
             at += n
         if self.task == "entity":
-            self._entities(em, paths, layout, preds, scored=crf is not None and confidences)
+            self._entities(em, paths, layout, lengths, preds, scored=crf is not None and confidences)
         return preds
 
     def _nbest(self, em: torch.Tensor, mask: torch.Tensor, preds: list[Prediction], nbest: int) -> None:
@@ -404,24 +404,24 @@ class Predictor:
                 if finite[b][q]:
                     p.nbest.append(([itos[t] for t in kp[b][q][:n]], kprob[b][q]))
 
-    def _entities(self, em: torch.Tensor, paths: torch.Tensor, layout: PackedLayout, preds: list[Prediction],
-                  scored: bool) -> None:
+    def _entities(self, em: torch.Tensor, paths: torch.Tensor, layout: PackedLayout, lengths: list[int],
+                  preds: list[Prediction], scored: bool) -> None:
         """Entity spans of the predicted tags (flat ``paths`` of sentences laid out by ``layout``), with
         their CRF probabilities if ``scored`` (one pass over the sentences that have entities)."""
         assert self._spans is not None
-        found = [(b, sp) for b, spans in enumerate(self._spans.flat(paths, layout.lengths.tolist())) for sp in spans]
+        found = [(b, sp) for b, spans in enumerate(self._spans.flat(paths, lengths)) for sp in spans]
         if not found:
             return
         probs = [1.0] * len(found)
         crf = self.model.crf
         if scored and crf is not None:
             dev = em.device
+            owner = torch.tensor([b for b, _ in found], device=dev)  # (spans,) sentence of each span
             rows = torch.zeros(len(preds), dtype=torch.bool, device=dev)  # (S,) sentences with entities
-            rows[[b for b, _ in found]] = True
+            rows[owner] = True
             keep = rows[layout.sentence]  # (tokens,)
             sub = PackedLayout(layout.lengths[rows], dev)
-            number = torch.cumsum(rows, 0) - 1  # (S,) each sentence's place among those kept
-            sentence = number[torch.tensor([b for b, _ in found], device=dev)]  # (spans,)
+            sentence = (torch.cumsum(rows, 0) - 1)[owner]  # (spans,) its sentence's place among those kept
             start = torch.tensor([sp.start for _, sp in found], device=dev)  # (spans,)
             end = torch.tensor([sp.end for _, sp in found], device=dev)  # (spans,)
             steps = torch.arange(int((end - start).max()), device=dev)  # (W,)

@@ -231,42 +231,24 @@ class CRF(nn.Module):
             betas[t] = beta
         return torch.stack(betas, dim=1)  # (batch, seq_len, T)
 
-    @staticmethod
-    def _with_ends(emissions: Tensor, lengths: Tensor, start: Tensor, end: Tensor) -> Tensor:
-        """Emissions ``(batch, seq_len, T)`` plus the start scores at position 0 and the end scores at
-        each row's last position (``lengths`` ``(batch,)``)."""
-        steps = torch.arange(emissions.size(1), device=emissions.device)  # (seq_len,)
-        first = (steps == 0).to(emissions.dtype)[None, :, None]  # (1, seq_len, 1)
-        last = (steps[None, :] == (lengths - 1)[:, None]).to(emissions.dtype).unsqueeze(2)  # (batch, seq_len, 1)
-        return emissions + first * start + last * end  # (batch, seq_len, T)
-
     def _log_z(self, emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> Tensor:
         """``(batch,)`` log Z by the rescaled forward algorithm (:mod:`tagger.nn.partition`), whose
         gradient is computed by the backward algorithm; rows it cannot represent fall back to log space."""
         lengths = mask.sum(1)  # (batch,)
-        log_z, ok = log_partition(self._with_ends(emissions, lengths, start, end), lengths, trans)  # (batch,) each
+        steps = torch.arange(emissions.size(1), device=emissions.device)  # (seq_len,)
+        first = (steps == 0).to(emissions.dtype)[None, :, None]  # (1, seq_len, 1)
+        last = (steps[None, :] == (lengths - 1)[:, None]).to(emissions.dtype).unsqueeze(2)  # (batch, seq_len, 1)
+        x = emissions + first * start + last * end  # (batch, seq_len, T)
+        log_z, ok = log_partition(x, lengths, trans)  # (batch,) each
         if not bool(ok.all()):
             bad = (~ok).nonzero().squeeze(1)  # (B',)
             log_z = log_z.index_put((bad,), self._log_z_log_space(emissions[bad], mask[bad], start, trans, end))
         return log_z
 
     def _log_z_log_space(self, emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor) -> Tensor:
-        last, _ = self._alphas(emissions, mask, start, trans, keep=False)
-        return torch.logsumexp(last + end, dim=1)
-
-    @torch.no_grad()
-    def _forward_backward(
-        self, emissions: Tensor, mask: Tensor, betas: bool = True
-    ) -> tuple[Tensor, Tensor | None, Tensor, Tensor]:
-        """Constrained alphas, betas ``(batch, seq_len, T)`` (0 past each length), log Z ``(batch,)`` and
-        transitions ``(T, T)``, in float64: :meth:`_flat_forward_backward` of the batch's tokens."""
-        mask_b = mask.unsqueeze(2).expand(*mask.shape, self.num_tags)  # (batch, seq_len, T)
-        layout = PackedLayout(mask.sum(1), emissions.device)
-        flat_a, flat_b, log_z, trans = self._flat_forward_backward(emissions.double()[mask], layout, betas)
-        alphas = torch.zeros(emissions.shape, dtype=torch.float64, device=emissions.device).masked_scatter_(
-            mask_b, flat_a)  # (batch, seq_len, T)
-        beta_all = None if flat_b is None else torch.zeros_like(alphas).masked_scatter_(mask_b, flat_b)
-        return alphas, beta_all, log_z, trans
+        """``(batch,)`` log Z by the log-space forward algorithm (autograd gradient)."""
+        alpha, _ = self._alphas(emissions, mask, start, trans, keep=False)  # (batch, T)
+        return torch.logsumexp(alpha + end, dim=1)  # (batch,)
 
     @torch.no_grad()
     def _flat_forward_backward(
@@ -299,13 +281,15 @@ class CRF(nn.Module):
         if beta_all is not None:
             beta_all[layout.last] += end
         if not bool(ok.all()):
-            self._log_space_rows((~ok).nonzero().squeeze(1), flat, layout, alphas, beta_all, log_z)
+            self._log_space_rows((~ok).nonzero().squeeze(1), flat, layout, (start, trans, end), alphas, beta_all,
+                                 log_z)
         return alphas, beta_all, log_z, trans
 
-    def _log_space_rows(self, rows: Tensor, flat: Tensor, layout: PackedLayout, alphas: Tensor,
-                        beta_all: Tensor | None, log_z: Tensor) -> None:
+    def _log_space_rows(self, rows: Tensor, flat: Tensor, layout: PackedLayout,
+                        potentials: tuple[Tensor, Tensor, Tensor], alphas: Tensor, beta_all: Tensor | None,
+                        log_z: Tensor) -> None:
         """Recompute sentences ``rows`` of :meth:`_flat_forward_backward` by the log-space recursions, in place."""
-        start, trans, end = self._potentials(True, torch.float64)
+        start, trans, end = potentials
         lens = layout.lengths[rows]  # (R,)
         steps = torch.arange(int(lens.max()), device=flat.device)  # (L,)
         mask = steps[None, :] < lens[:, None]  # (R, L)
@@ -347,7 +331,7 @@ class CRF(nn.Module):
         Rows beyond the number of distinct (allowed, when constraints are set) paths have score
         ``-inf`` and an all-zero path. ``normalize=True`` returns log probabilities instead of
         scores: each score minus the constrained log Z (computed in float64 by the forward pass
-        of :meth:`_forward_backward`).
+        of :meth:`_flat_forward_backward`).
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -386,7 +370,8 @@ class CRF(nn.Module):
             paths = paths.gather(1, order.unsqueeze(2).expand_as(paths))
         paths = paths.masked_fill(torch.isneginf(best).unsqueeze(2), 0)
         if normalize:
-            _, _, log_z, _ = self._forward_backward(emissions, mask, betas=False)
+            layout = PackedLayout(mask.sum(1), emissions.device)
+            _, _, log_z, _ = self._flat_forward_backward(emissions.double()[mask], layout, betas=False)
             best = (best.double() - log_z.unsqueeze(1)).to(best.dtype)
         return paths, best
 

@@ -31,48 +31,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
-__all__ = ["log_partition", "scaled_backward", "scaled_forward"]
+__all__ = ["log_partition"]
 
 _TINY = 1e-30  # a scaling factor below this has lost float32 precision: recompute the row in log space
-
-
-def scaled_forward(xt: Tensor, big_e: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The rescaled forward recursion on time-major scores ``xt`` ``(seq_len, batch, T)``.
-
-    Returns ``a`` (each row sums to 1), ``z`` ``(seq_len, batch, 1)``, ``m`` ``(seq_len, batch, 1)`` and
-    ``e = exp(xt - m)`` ``(seq_len, batch, T)`` as in the module docstring; positions past a row's
-    length hold values that nothing before them depends on.
-    """
-    seq_len, batch, n = xt.shape
-    m = xt.amax(2, keepdim=True)  # (seq_len, batch, 1)
-    e = (xt - m).exp_()  # (seq_len, batch, T)
-    alphas = torch.empty_like(e)  # (seq_len, batch, T), each row sums to 1
-    z = torch.empty(seq_len, batch, 1, dtype=xt.dtype, device=xt.device)  # (seq_len, batch, 1)
-    torch.sum(e[0], 1, keepdim=True, out=z[0])
-    torch.div(e[0], z[0], out=alphas[0])
-    for t in range(1, seq_len):
-        a = torch.mm(alphas[t - 1], big_e).mul_(e[t])  # (batch, T)
-        torch.sum(a, 1, keepdim=True, out=z[t])
-        torch.div(a, z[t], out=alphas[t])
-    return alphas, z, m, e
-
-
-def scaled_backward(e: Tensor, big_e: Tensor, lengths: Tensor) -> Tensor:
-    """The rescaled backward recursion ``(seq_len, batch, T)`` (each row sums to 1): uniform at each
-    row's last position (the end scores are in ``e`` there), then ``b_t`` proportional to
-    ``E @ (b_{t+1} * e_{t+1})``."""
-    seq_len, batch, n = e.shape
-    steps = torch.arange(seq_len, device=e.device)  # (seq_len,)
-    is_last = (steps[:, None] == (lengths - 1)[None, :]).unsqueeze(2)  # (seq_len, batch, 1)
-    betas = torch.empty_like(e)  # (seq_len, batch, T)
-    uniform = e.new_full((batch, n), 1.0 / n)  # (batch, T): b at each sequence's last position
-    betas[seq_len - 1] = uniform
-    big_e_t = big_e.t()  # (to, from)
-    for t in range(seq_len - 2, -1, -1):
-        b = torch.mm(betas[t + 1] * e[t + 1], big_e_t)  # (batch, T)
-        b = b / b.sum(1, keepdim=True)
-        torch.where(is_last[t], uniform, b, out=betas[t])
-    return betas
 
 
 class _LogPartition(torch.autograd.Function):
@@ -80,9 +41,18 @@ class _LogPartition(torch.autograd.Function):
     def forward(ctx: FunctionCtx, x: Tensor, lengths: Tensor, trans: Tensor) -> tuple[Tensor, Tensor]:
         batch, seq_len, n = x.shape
         xt = x.detach().transpose(0, 1)  # (seq_len, batch, T) time-major: each step's rows are contiguous
+        m = xt.amax(2, keepdim=True)  # (seq_len, batch, 1)
+        e = (xt - m).exp_()  # (seq_len, batch, T)
         tmax = trans.detach().max()
         big_e = (trans.detach() - tmax).exp()  # (T, T)
-        alphas, z, m, e = scaled_forward(xt, big_e)
+        alphas = torch.empty_like(e)  # (seq_len, batch, T), each row sums to 1
+        z = torch.empty(seq_len, batch, 1, dtype=x.dtype, device=x.device)  # (seq_len, batch, 1)
+        torch.sum(e[0], 1, keepdim=True, out=z[0])
+        torch.div(e[0], z[0], out=alphas[0])
+        for t in range(1, seq_len):
+            a = torch.mm(alphas[t - 1], big_e).mul_(e[t])  # (batch, T)
+            torch.sum(a, 1, keepdim=True, out=z[t])
+            torch.div(a, z[t], out=alphas[t])
         steps = torch.arange(seq_len, device=x.device)  # (seq_len,)
         valid = steps[:, None] < lengths[None, :]  # (seq_len, batch)
         z, m = z.squeeze(2), m.squeeze(2)  # (seq_len, batch) each
@@ -95,8 +65,17 @@ class _LogPartition(torch.autograd.Function):
     @staticmethod
     def backward(ctx: FunctionCtx, grad: Tensor, _grad_ok: Tensor) -> tuple[Tensor, None, Tensor]:
         alphas, e, big_e, lengths, valid, ok = ctx.saved_tensors  # type: ignore[attr-defined]
-        n = alphas.size(2)
-        betas = scaled_backward(e, big_e, lengths)  # (seq_len, batch, T)
+        seq_len, batch, n = alphas.shape
+        steps = torch.arange(seq_len, device=alphas.device)  # (seq_len,)
+        is_last = (steps[:, None] == (lengths - 1)[None, :]).unsqueeze(2)  # (seq_len, batch, 1)
+        betas = torch.empty_like(alphas)  # (seq_len, batch, T), each row sums to 1
+        uniform = alphas.new_full((batch, n), 1.0 / n)  # (batch, T): b at each sequence's last position
+        betas[seq_len - 1] = uniform
+        big_e_t = big_e.t()  # (to, from)
+        for t in range(seq_len - 2, -1, -1):
+            b = torch.mm(betas[t + 1] * e[t + 1], big_e_t)  # (batch, T)
+            b = b / b.sum(1, keepdim=True)
+            torch.where(is_last[t], uniform, b, out=betas[t])
         weight = torch.where(ok, grad, 0.0)  # (batch,)
         mask = (valid & ok[None, :]).unsqueeze(2)  # (seq_len, batch, 1); rows not ok may hold NaN
         tag = alphas * betas  # (seq_len, batch, T)
