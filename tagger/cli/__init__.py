@@ -8,7 +8,7 @@ are generated from its field metadata (:func:`tagger.options.click_options`).
 import click
 
 from tagger import __version__
-from tagger.cli import auxiliary, stages
+from tagger.cli import auxiliary, serving, stages
 from tagger.cli.common import TaggerGroup
 
 
@@ -18,5 +18,5 @@ def main() -> None:
     """Sequence labeling with a BiLSTM-CRF: prepare → train → evaluate → annotate."""
 
 
-for _command in (*stages.COMMANDS, auxiliary.classify, auxiliary.generate):
+for _command in (*stages.COMMANDS, auxiliary.classify, auxiliary.generate, serving.serve):
     main.add_command(_command)

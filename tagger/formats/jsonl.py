@@ -63,14 +63,21 @@ def _record(lineno: int, line: str) -> JsonRecord:
         obj = parse_object(line)
     except ValueError as exc:
         return JsonRecord(lineno, source=line, error=str(exc))
+    return record_from_object(obj, lineno, line)
+
+
+def record_from_object(obj: dict, line: int = 0, source: str = "") -> JsonRecord:
+    """The record of a parsed object: its ``tokens`` (one sentence) or its ``text`` split into sentences
+    (an error record, with ``source`` as its input, if it has neither or they are malformed)."""
+    lineno = line
     tokens = obj.get("tokens")
     text = obj.get("text")
     if tokens is not None:
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
-            return JsonRecord(lineno, source=line, error="'tokens' must be a list of non-blank strings")
+            return JsonRecord(lineno, source=source, error="'tokens' must be a list of non-blank strings")
         return JsonRecord(lineno, obj, [tokens] if tokens else [], bounds=[0, len(tokens)])
     if not isinstance(text, str):
-        return JsonRecord(lineno, source=line, error="no 'text' (string) or 'tokens' (list) field")
+        return JsonRecord(lineno, source=source, error="no 'text' (string) or 'tokens' (list) field")
     sents = split_sentences(text)
     bounds = [0]
     for s in sents:

@@ -33,7 +33,8 @@ def _nbest_json(p: Prediction) -> list[dict]:
     return [{"tags": t, "prob": round(pr, 6)} for t, pr in p.nbest]
 
 
-def _dumps(obj) -> bytes:
+def dumps(obj) -> bytes:
+    """One JSON line (UTF-8; ASCII escapes if the object holds lone surrogates)."""
     try:
         return (json.dumps(obj, ensure_ascii=False) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates (from \ud800-style JSON escapes): keep them escaped
@@ -68,7 +69,7 @@ class Renderer:
 
     def _error(self, item: Item) -> bytes:
         if self.fout == "jsonl":
-            return _dumps({"line": item.line, "error": item.error, "input": item.data})
+            return dumps({"line": item.line, "error": item.error, "input": item.data})
         return f"# line {item.line}: error: {item.error}\n\n".encode("utf-8", "replace")
 
     # ---- text
@@ -81,7 +82,7 @@ class Renderer:
                "entities": [_char_entity_json(e, s.offsets, s.text, base) for e in p.entities]}
         if self.nbest:
             rec["nbest"] = _nbest_json(p)
-        return _dumps(rec)
+        return dumps(rec)
 
     def _text_conll(self, item: Item, preds: list[Prediction]) -> bytes:
         return (_conll_lines(item.data.tokens, preds[0].tags) + "\n").encode("utf-8", "replace")
@@ -91,7 +92,7 @@ class Renderer:
                "entities": [_entity_json(e, " ".join(tokens[e.start:e.end])) for e in p.entities]}
         if self.nbest:
             rec["nbest"] = _nbest_json(p)
-        return _dumps(rec)
+        return dumps(rec)
 
     # ---- tokens
     def _tokens_jsonl(self, item: Item, preds: list[Prediction]) -> bytes:
@@ -148,7 +149,10 @@ class Renderer:
     def _jsonl_jsonl(self, item: Item, preds: list[Prediction]) -> bytes:
         if item.error is not None:
             return self._error(item)
-        r: JsonRecord = item.data
+        return dumps(self.record(item.data, preds))
+
+    def record(self, r: JsonRecord, preds: list[Prediction]) -> dict:
+        """The output object of a JSONL record (not an error record) and its sentences' predictions."""
         rec = dict(r.obj)
         tokens = [t for p in preds for t in p.tokens] if r.text is not None else rec["tokens"]
         tags: list[str] = []
@@ -174,7 +178,7 @@ class Renderer:
         if self.nbest:
             # one n-best list per sentence (a tokens record is a single sentence)
             rec["nbest"] = nbest_rows[0] if (r.text is None and nbest_rows) else nbest_rows
-        return _dumps(rec)
+        return rec
 
     def _jsonl_conll(self, item: Item, preds: list[Prediction]) -> bytes:
         if item.error is not None:
