@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from tagger import __version__
 from tagger.commands.annotate.render import dumps
 from tagger.serve.batcher import MicroBatcher, Overloaded
-from tagger.serve.limits import BodyLimit, error_response, security_headers
+from tagger.serve.limits import BodyLimit, SecurityHeaders, error_response
 from tagger.serve.schema import AnnotateRequest, AnnotateResponse, ErrorOut
 from tagger.serve.service import RequestProblem, Service
 
@@ -59,7 +59,7 @@ def create_app(service: Service) -> FastAPI:
                   description="Sequence labelling with a BiLSTM-CRF: the answers are those of `tagger annotate` "
                   "for the same input.")
     app.add_middleware(BodyLimit, limit=o.max_body)
-    app.middleware("http")(security_headers)
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

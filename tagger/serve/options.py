@@ -34,6 +34,8 @@ class ServeOptions:
     max_tokens: int = option(100_000, min=1, help="Tokens per request, at most.")
     max_length: int = option(1000, min=1, help="Longer sentences are tagged in pieces of this many tokens and "
                              "rejoined (as `tagger annotate --max-length`).")
+    access_log: bool = option(False, help="Log every request (uvicorn's access log; off: it costs more than a "
+                              "small request's tagging).")
     max_nbest: int = option(10, min=0, max=100, help="Largest n-best list a request may ask for.")
 
     def validate(self) -> None:

@@ -52,8 +52,8 @@ def serve(model_dir: str | os.PathLike, options: ServeOptions, announce: Callabl
         raise TaggerError(f"{model_dir}: not a model directory")
     service = load_service(model_dir, options)  # a bad model directory fails here, before anything listens
     host = f"[{options.host}]" if ":" in options.host else options.host
-    common = dict(host=options.host, port=options.port, log_level="info", limit_concurrency=4 * options.max_queue + 64,
-                  timeout_graceful_shutdown=5)
+    common = dict(host=options.host, port=options.port, log_level="info", access_log=options.access_log,
+                  limit_concurrency=4 * options.max_queue + 64, timeout_graceful_shutdown=5)
     announce(f"serving {model_dir} ({options.runtime}) on http://{host}:{options.port} with {options.workers} "
              f"worker(s); the page is at /, the API documentation at /docs")
     if options.workers == 1:
