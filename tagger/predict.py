@@ -8,7 +8,6 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +16,18 @@ import torch
 from tagger import modeldir, schemes
 from tagger.collector import paused_gc
 from tagger.errors import ModelError, TaggerError
-from tagger.features import BATCH_TOKENS, Featurizer, casing, length_batches
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.nn.packed import PackedLayout
+from tagger.prediction import Entity, Prediction
 from tagger.spans import SpanReader
 from tagger.threads import governed
 from tagger.threads import poll as poll_threads
+from tagger.tokens import BATCH_TOKENS, Featurizer, casing, length_batches
 from tagger.vocab import Vocab, WordLookup
 
 WEIGHTS = "model.safetensors"
 EXTRA_WEIGHTS = "extra_embeddings.safetensors"
 EXTRA_WORDS = "extra_words.json"
-
-
-@dataclass
-class Entity:
-    """An entity span over token positions ``[start, end)`` with its CRF probability."""
-
-    label: str
-    start: int
-    end: int
-    score: float
-
-    def to_json(self) -> dict:
-        return {"label": self.label, "start": self.start, "end": self.end, "score": round(self.score, 6)}
-
-
-@dataclass
-class Prediction:
-    """Tags for one sentence, with per-token confidences and (entity tasks) entity spans."""
-
-    tokens: list[str]
-    tags: list[str]
-    scores: list[float]  # marginal probability of each predicted tag ([] if predicted with token_scores=False)
-    entities: list[Entity] = field(default_factory=list)
-    nbest: list[tuple[list[str], float]] = field(default_factory=list)  # (tags, probability)
-
-    def tags_in(self, scheme: str) -> list[str]:
-        """The tags written in another entity ``scheme``: ``schemes.convert`` of the tags, from
-        :attr:`entities` (a prediction's entities are its tags' spans)."""
-        return schemes.from_spans([(e.label, e.start, e.end) for e in self.entities], len(self.tags), scheme)
 
 
 def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vocab, *, lowercase: bool,
@@ -289,6 +260,11 @@ class Predictor:
     @property
     def tag_names(self) -> list[str]:
         return list(self.labels.itos)
+
+    @property
+    def has_crf(self) -> bool:
+        """Whether the model has a CRF layer (n-best lists and CRF probabilities need one)."""
+        return self.model.crf is not None
 
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, nbest: int = 0,

@@ -250,7 +250,7 @@ def run_jobs(predictor: Predictor, jobs: list[Job], options: AnnotateOptions,
              model_dir: str | None = None, fork_safe: bool = False) -> AnnotateSummary:
     """Annotate planned jobs; returns the summary (the caller reports it)."""
     options.validate()
-    if options.nbest and predictor.model.crf is None:
+    if options.nbest and not predictor.has_crf:
         raise TaggerError("--nbest needs a model with a CRF layer")
     summary = AnnotateSummary()
     t0 = time.perf_counter()
