@@ -93,15 +93,18 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[BiLSTMCRF
             isinstance(w, str) for w in extra_words
         ):
             raise ModelError(f"{path / EXTRA_WORDS}: expected a list of {mc.num_extra} words")
-        others[path / EXTRA_WEIGHTS] = {"extra": ((mc.num_extra, mc.word_dim), torch.float32)}
+        # float32, or float16 (a shrunk export: tagger export --float16), used as float32
+        half = modeldir.header_dtype(path / EXTRA_WEIGHTS, "extra") == "F16"
+        dtype = torch.float16 if half else torch.float32
+        others[path / EXTRA_WEIGHTS] = {"extra": ((mc.num_extra, mc.word_dim), dtype)}
     # Names, shapes and dtypes are checked from the safetensors headers before anything is allocated.
     model = modeldir.build_checked(lambda: BiLSTMCRF(mc), path / WEIGHTS, others)
     modeldir.load_state(model, path / WEIGHTS)
     if mc.num_extra:
         t = modeldir.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
-        if t["extra"].dtype != torch.float32 or not torch.isfinite(t["extra"]).all():
-            raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 values")
-        model.word_embed.set_extra(t["extra"])
+        if t["extra"].dtype != dtype or not torch.isfinite(t["extra"]).all():
+            raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 or float16 values")
+        model.word_embed.set_extra(t["extra"].float())
     model.to(device)
     model.eval()
     return model, cfg, [str(w) for w in extra_words]

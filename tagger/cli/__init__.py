@@ -9,6 +9,7 @@ import click
 
 from tagger import __version__
 from tagger.cli import auxiliary, stages
+from tagger.cli.export import export
 from tagger.cli.common import TaggerGroup
 
 
@@ -18,5 +19,5 @@ def main() -> None:
     """Sequence labeling with a BiLSTM-CRF: prepare → train → evaluate → annotate."""
 
 
-for _command in (*stages.COMMANDS, auxiliary.classify, auxiliary.generate):
+for _command in (*stages.COMMANDS, export, auxiliary.classify, auxiliary.generate):
     main.add_command(_command)

@@ -103,8 +103,12 @@ def _worker_init(threads: int, predictor, options: AnnotateOptions) -> None:
     """Set up a worker: its torch threads and its engine (``predictor`` may be a model directory)."""
     global _WORKER_ENGINE
     torch.set_num_threads(threads)
-    if not isinstance(predictor, Predictor):
-        predictor = Predictor.load(predictor)
+    if isinstance(predictor, str):
+        from tagger.runtime import load_predictor
+
+        predictor = load_predictor(predictor, options.runtime)
+    if getattr(predictor, "runtime", "torch") == "onnx":
+        predictor.threads = threads  # onnxruntime's threads (its session is made anew in this process)
     _WORKER_ENGINE = Engine(predictor, options)
 
 
@@ -146,6 +150,8 @@ class ChunkPredictor:
             reserve = 1 if reads_ahead(options) else 0  # the reader thread's core
             self._threads: Threads | None = Threads(options.threads, reserve=reserve).__enter__()
             self.threads = self._threads.count
+            if getattr(predictor, "runtime", "torch") == "onnx":
+                predictor.threads = self.threads  # onnxruntime's intra-op threads
             self.engine = Engine(predictor, options)
             return
         self._threads = None

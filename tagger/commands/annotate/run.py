@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import queue
 import threading
 import time
@@ -35,6 +36,7 @@ from tagger.commands.annotate.render import Renderer, resolve_output_format
 from tagger.errors import InputError, ModelError, TaggerError
 from tagger.formats.detect import sniff
 from tagger.predict import Predictor
+from tagger.runtime import load_predictor
 from tagger.training.progress import progress_bar
 
 #: The formats ``--input-format auto`` chooses from, the fallback last.
@@ -293,14 +295,14 @@ def run_jobs(predictor: Predictor, jobs: list[Job], options: AnnotateOptions,
 
 def _as_predictor(model, options: AnnotateOptions) -> tuple[Predictor, str | None]:
     """The predictor and, if it was loaded here, its model directory (workers without fork load it)."""
-    if isinstance(model, Predictor):
-        return model, None
+    if not isinstance(model, (str, os.PathLike)):
+        return model, None  # a Predictor or an OnnxPredictor
     if options.workers == 1:
-        return Predictor.load(model), str(model)
+        return load_predictor(model, options.runtime), str(model)
     old = torch.get_num_threads()
     torch.set_num_threads(1)  # load without starting OpenMP threads: forked workers stay safe
     try:
-        return Predictor.load(model), str(model)
+        return load_predictor(model, options.runtime), str(model)
     finally:
         torch.set_num_threads(old)
 
