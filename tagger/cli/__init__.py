@@ -9,8 +9,8 @@ import click
 
 from tagger import __version__
 from tagger.cli import auxiliary, stages
-from tagger.cli.export import export
 from tagger.cli.common import TaggerGroup
+from tagger.cli.export import export
 
 
 @click.group(cls=TaggerGroup, context_settings={"help_option_names": ["-h", "--help"]})

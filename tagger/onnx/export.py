@@ -60,14 +60,15 @@ def _lstm_weights(lstm, layer: int, hidden: int) -> tuple[np.ndarray, np.ndarray
     """ONNX ``W`` (2, 4H, in), ``R`` (2, 4H, H), ``B`` (2, 8H) of one bidirectional layer of ``lstm``."""
     order = np.concatenate([np.arange(k * hidden, (k + 1) * hidden) for k in (0, 3, 1, 2)])  # ifgo -> iofc
     ws, rs, bs = [], [], []
-    for suffix in ("", "_reverse"):
-        def get(name: str) -> np.ndarray:
-            return getattr(lstm, f"{name}_l{layer}{suffix}").detach().cpu().numpy().astype(np.float32)
+    def get(name: str, suffix: str) -> np.ndarray:
+        return getattr(lstm, f"{name}_l{layer}{suffix}").detach().cpu().numpy().astype(np.float32)
 
-        ws.append(get("weight_ih")[order])
-        rs.append(get("weight_hh")[order])
+    for suffix in ("", "_reverse"):
+
+        ws.append(get("weight_ih", suffix)[order])
+        rs.append(get("weight_hh", suffix)[order])
         if lstm.bias:
-            bs.append(np.concatenate([get("bias_ih")[order], get("bias_hh")[order]]))
+            bs.append(np.concatenate([get("bias_ih", suffix)[order], get("bias_hh", suffix)[order]]))
         else:
             bs.append(np.zeros(8 * hidden, np.float32))
     return np.stack(ws), np.stack(rs), np.stack(bs)
@@ -128,8 +129,8 @@ def build_graph(model, extra: np.ndarray | None = None):
             h = node("Conv", [x, const("conv_w", weight(enc.conv.weight)), const("conv_b", weight(enc.conv.bias))],
                      "conv", pads=[k // 2, k // 2], kernel_shape=[k])  # (N, F, C or C + 1)
             width = node("Shape", ["token_chars"], "chars_width", start=1, end=2)  # (1,)
-            h = node("Slice", [h, const("s0", np.array([0], np.int64)), width, const("s_axis", np.array([2], np.int64))],
-                     "conv_c")  # (N, F, C)
+            s0, axis2 = const("s0", np.array([0], np.int64)), const("s_axis", np.array([2], np.int64))
+            h = node("Slice", [h, s0, width, axis2], "conv_c")  # (N, F, C)
             masked = node("Where", [node("Unsqueeze", [pad, const("axis1", np.array([1], np.int64))], "pad3"),
                                     const("neg_inf", np.array(-np.inf, np.float32)), h], "conv_masked")
             pooled = node("ReduceMax", [masked], "char_max", axes=[2], keepdims=0)  # (N, F)
@@ -137,8 +138,9 @@ def build_graph(model, extra: np.ndarray | None = None):
                                         const("zero_f", np.array(0.0, np.float32)), pooled], "char_vec"))
         else:  # lstm: final forward and backward states
             hid = enc.lstm.hidden_size
-            lens = node("ReduceSum", [node("Cast", [node("Not", [pad], "char_real")], "char_real_i", to=TensorProto.INT32),
-                                        const("axis_sum", np.array([1], np.int64))], "char_lens", keepdims=0)  # (N,)
+            real = node("Cast", [node("Not", [pad], "char_real")], "char_real_i", to=TensorProto.INT32)
+            lens = node("ReduceSum", [real, const("axis_sum", np.array([1], np.int64))], "char_lens",
+                        keepdims=0)  # (N,)
             empty = node("Equal", [lens, const("zero_i32", np.array(0, np.int32))], "char_empty")
             lens1 = node("Max", [lens, const("one_i32", np.array(1, np.int32))], "char_lens1")
             x = node("Transpose", [emb], "char_seq", perm=[1, 0, 2])  # (C, N, D)
