@@ -95,10 +95,75 @@ def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     return (np.log(np.exp(x - m).sum(axis=axis, keepdims=True)) + m).squeeze(axis)
 
 
+#: A float64 scaling factor below this is about to underflow: the row is recomputed in log space.
+_TINY64 = 1e-280
+
+
 def forward_backward(em: np.ndarray, lengths: np.ndarray, pot: Potentials,
                      betas: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Constrained log alphas ``(B, L, T)`` (without the end scores), log betas ``(B, L, T)`` (with
-    them; None if not ``betas``) and log Z ``(B,)``, in float64; meaningless past each length."""
+    them; None if not ``betas``) and log Z ``(B,)``, in float64; meaningless past each length.
+
+    In rescaled probability space (the recursions of :mod:`tagger.nn.packed`: one ``(B, T) @ (T, T)``
+    product a step); sentences whose scaling underflows (every path through a disallowed item) are
+    recomputed by the log-space recursions (:func:`forward_backward_log`).
+    """
+    em = np.asarray(em, dtype=np.float64)
+    b, n, t = em.shape
+    lengths = np.asarray(lengths)
+    start, trans, end = pot.constrained(np.float64)
+    mask = _mask(lengths, n)  # (B, L)
+    last = np.arange(n)[None, :] == (lengths - 1)[:, None]  # (B, L)
+    x = em.copy()
+    x[:, 0] += start
+    x += last[:, :, None] * end  # end scores at each sentence's last position
+    tmax = trans.max()
+    big_e = np.exp(trans - tmax)  # (T, T)
+    m = x.max(2)  # (B, L)
+    e = np.exp(x - m[:, :, None])  # (B, L, T)
+    a = np.empty((b, n, t))
+    z = np.ones((b, n))
+    z[:, 0] = e[:, 0].sum(1)
+    a[:, 0] = e[:, 0] / z[:, 0, None]
+    for i in range(1, n):
+        nxt = (a[:, i - 1] @ big_e) * e[:, i]  # (B, T)
+        zi = nxt.sum(1)
+        live = mask[:, i]
+        z[:, i] = np.where(live, zi, 1.0)
+        a[:, i] = np.where(live[:, None], nxt / np.where(live, zi, 1.0)[:, None], a[:, i - 1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        steps = np.where(mask, np.log(z) + m + np.where(np.arange(n) > 0, tmax, 0.0), 0.0)  # (B, L)
+        scale = np.cumsum(steps, 1)  # (B, L) S_t
+        log_z = scale[np.arange(b), lengths - 1]  # (B,)
+        bad = ~((z > _TINY64) | ~mask).all(1)  # (B,); catches NaN too
+        alphas = np.log(a) + scale[:, :, None]
+        alphas -= last[:, :, None] * end
+        log_b = None
+        if betas:
+            bb = np.empty((b, n, t))
+            bb[:] = 1.0 / t
+            for i in range(n - 2, -1, -1):
+                nxt = (bb[:, i + 1] * e[:, i + 1]) @ big_e.T  # (B, T)
+                live = mask[:, i + 1]
+                bb[:, i] = np.where(live[:, None], nxt / np.where(live, nxt.sum(1), 1.0)[:, None], 1.0 / t)
+            dot = (a * bb).sum(2)  # (B, L)
+            bad |= ~((dot > 0) | ~mask).all(1)
+            log_b = np.log(bb) + (log_z[:, None] - scale - np.log(dot))[:, :, None]
+            log_b += last[:, :, None] * end
+    bad |= ~np.isfinite(log_z)
+    if bad.any():
+        rows = np.nonzero(bad)[0]
+        sub = forward_backward_log(em[rows], lengths[rows], pot, betas)
+        alphas[rows] = sub[0]
+        log_z[rows] = sub[2]
+        if log_b is not None and sub[1] is not None:
+            log_b[rows] = sub[1]
+    return alphas, log_b, log_z
+
+
+def forward_backward_log(em: np.ndarray, lengths: np.ndarray, pot: Potentials,
+                         betas: bool = True) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """:func:`forward_backward` by the log-space recursions (slower; never underflows)."""
     em = np.asarray(em, dtype=np.float64)
     b, n, t = em.shape
     lengths = np.asarray(lengths)

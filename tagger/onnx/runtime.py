@@ -178,6 +178,9 @@ class OnnxPredictor:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(0, int(self.threads))
         opts.inter_op_num_threads = 1
+        # No busy-waiting between the graph's ops: on a machine shared with other work (or with
+        # annotate's reader thread), spinning threads took cores from the threads doing the work.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(self.path / MODEL_FILE), sess_options=opts,
                                                  providers=["CPUExecutionProvider"])
@@ -263,20 +266,24 @@ class OnnxPredictor:
             found = [(b, sp) for b, p in enumerate(preds) for sp in self._spans.spans(paths_l[b][: len(p.tags)])]
             probs_e = [1.0] * len(found)
             if found and pot is not None and confidences:
-                if fb is None:
-                    fb = decode.forward_backward(em, lens, pot)
-                width = max(sp.end - sp.start for _, sp in found)
                 sent = np.asarray([b for b, _ in found], dtype=np.int64)
+                sub_em, sub_paths = em, paths
+                if fb is None:  # one pass over the sentences that have entities
+                    keep, sent = np.unique(sent, return_inverse=True)
+                    sub_em, sub_paths = em[keep], paths[keep]
+                    fb = decode.forward_backward(sub_em, lens[keep], pot)
+                width = max(sp.end - sp.start for _, sp in found)
                 start = np.asarray([sp.start for _, sp in found], dtype=np.int64)
                 end = np.asarray([sp.end for _, sp in found], dtype=np.int64)
                 pos = np.minimum(start[:, None] + np.arange(width), (end - 1)[:, None])
-                log_p = decode.span_log_prob(em, fb, pot, sent, start, end, paths[sent[:, None], pos])
+                log_p = decode.span_log_prob(sub_em, fb, pot, sent, start, end, sub_paths[sent[:, None], pos])
                 probs_e = np.exp(log_p).tolist()
             for (b, sp), pr in zip(found, probs_e, strict=True):
                 preds[b].entities.append(Entity(sp.label, sp.start, sp.end, min(1.0, pr)))
         if nbest and pot is not None:
             em64 = em.astype(np.float64)
-            log_z = fb[2] if fb is not None else decode.forward_backward(em64, lens, pot, betas=False)[2]
+            full = fb is not None and fb[0].shape[0] == len(sents)
+            log_z = fb[2] if full else decode.forward_backward(em64, lens, pot, betas=False)[2]
             kpaths, klogp = decode.nbest(em64, lens, pot, nbest, log_z=log_z)
             kp = kpaths.tolist()
             kprob = np.exp(klogp).tolist()
