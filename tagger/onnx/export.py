@@ -144,8 +144,8 @@ def build_graph(model, extra: np.ndarray | None = None):
             empty = node("Equal", [lens, const("zero_i32", np.array(0, np.int32))], "char_empty")
             lens1 = node("Max", [lens, const("one_i32", np.array(1, np.int32))], "char_lens1")
             x = node("Transpose", [emb], "char_seq", perm=[1, 0, 2])  # (C, N, D)
-            w, r, b = _lstm_weights(enc.lstm, 0, hid)
-            node("LSTM", [x, const("char_W", w), const("char_R", r), const("char_B", b), lens1],
+            cw, cr, cb = _lstm_weights(enc.lstm, 0, hid)
+            node("LSTM", [x, const("char_W", cw), const("char_R", cr), const("char_B", cb), lens1],
                  ["", "char_h"], direction="bidirectional", hidden_size=hid)  # Y_h (2, N, H)
             h = node("Reshape", [node("Transpose", ["char_h"], "char_h_t", perm=[1, 0, 2]),
                                  const("shape_n2h", np.array([0, 2 * hid], np.int64))], "char_h2")  # (N, 2H)
@@ -161,8 +161,8 @@ def build_graph(model, extra: np.ndarray | None = None):
     seq_lens = node("Cast", ["lengths"], "seq_lens", to=TensorProto.INT32)
     hid = c.hidden
     for layer in range(c.layers):
-        w, r, b = _lstm_weights(model.lstm, layer, hid)
-        y = node("LSTM", [x, const(f"W_{layer}", w), const(f"R_{layer}", r), const(f"B_{layer}", b), seq_lens],
+        lw, lr, lb = _lstm_weights(model.lstm, layer, hid)
+        y = node("LSTM", [x, const(f"W_{layer}", lw), const(f"R_{layer}", lr), const(f"B_{layer}", lb), seq_lens],
                  f"y_{layer}", direction="bidirectional", hidden_size=hid)  # (L, 2, B, H)
         x = node("Reshape", [node("Transpose", [y], f"y_t_{layer}", perm=[0, 2, 1, 3]),
                              const(f"shape_{layer}", np.array([0, 0, 2 * hid], np.int64))], f"x_{layer + 1}")

@@ -282,8 +282,10 @@ class OnnxPredictor:
                 preds[b].entities.append(Entity(sp.label, sp.start, sp.end, min(1.0, pr)))
         if nbest and pot is not None:
             em64 = em.astype(np.float64)
-            full = fb is not None and fb[0].shape[0] == len(sents)
-            log_z = fb[2] if full else decode.forward_backward(em64, lens, pot, betas=False)[2]
+            if fb is not None and fb[0].shape[0] == len(sents):
+                log_z = fb[2]
+            else:
+                log_z = decode.forward_backward(em64, lens, pot, betas=False)[2]
             kpaths, klogp = decode.nbest(em64, lens, pot, nbest, log_z=log_z)
             kp = kpaths.tolist()
             kprob = np.exp(klogp).tolist()
