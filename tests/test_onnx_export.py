@@ -304,3 +304,10 @@ def test_shrink(model_dir, root, sentences):
     # evaluate reads the shrunk torch directory
     r = run_cli("evaluate", small, "--data", SAMPLE / "test.conll", "-q")
     assert r.exit_code == 0, r.output
+
+
+def test_evaluate_runtime_onnx(model_dir, onnx_dir):
+    a = run_cli("evaluate", model_dir, "--data", SAMPLE / "test.conll", "--json", "-q")
+    b = run_cli("evaluate", onnx_dir, "--data", SAMPLE / "test.conll", "--json", "-q", "--runtime", "onnx")
+    assert a.exit_code == 0 and b.exit_code == 0, b.output
+    assert json.loads(a.output)["f1"] == json.loads(b.output)["f1"]

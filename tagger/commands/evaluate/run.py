@@ -16,7 +16,8 @@ from tagger.commands.evaluate.outputs import write_outputs
 from tagger.commands.evaluate.scoring import entity_figures, label_figures
 from tagger.errors import TaggerError
 from tagger.predict import Predictor
-from tagger.threads import Threads
+from tagger.runtime import load_predictor
+from tagger.threads import Threads, free_cores
 from tagger.training.setup import DEVICE_PATTERN, resolve_device
 
 
@@ -64,6 +65,7 @@ def evaluate(
     threads: int = 0,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    runtime: str = "torch",
     **format_overrides,
 ) -> dict:
     """Evaluate a tagger model on gold data; returns the content of ``metrics.json``.
@@ -73,13 +75,16 @@ def evaluate(
     ``encoding``) replace the model's training data options for reading a file; ``None`` keeps
     them. ``threads`` 0 picks a CPU thread count from the machine's load. With ``out``, writes
     the report files there. ``log`` receives warnings (e.g. gold labels the model never saw).
+    ``runtime="onnx"``: ``model_dir`` is an ONNX export (``tagger export``), run by onnxruntime.
     """
     t_start = time.perf_counter()
     say = log or (lambda m: None)
     timing: dict[str, float] = {}
     out_path = _check_arguments(batch_size, threads, device, out)
     device = resolve_device(device)
-    predictor = Predictor.load(model_dir, device=device)
+    predictor = load_predictor(model_dir, runtime, device=device)
+    if runtime == "onnx":
+        predictor.threads = threads or free_cores()  # onnxruntime's intra-op threads
     timing["load_model"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
