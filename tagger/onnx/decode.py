@@ -10,8 +10,9 @@ disallowed item, as :meth:`tagger.nn.crf.CRF._potentials` does when constrained:
 * :func:`viterbi` runs in the emissions' dtype (float32 from the network, as the torch path does,
   so both break near-ties alike); ties go to the lowest tag index, as torch's ``max`` does.
 * :func:`forward_backward` (marginals, span probabilities, n-best normalisation) runs in float64
-  in log space. The torch path computes the same quantities in rescaled probability space; both
-  give a disallowed item probability ``exp(PENALTY) == 0`` in float64, and agree to ~1e-12.
+  in rescaled probability space, as the torch path does (:mod:`tagger.nn.packed`), falling back to
+  the log-space recursions (:func:`forward_backward_log`) for sentences whose scaling underflows;
+  a disallowed item has probability ``exp(PENALTY) == 0`` in float64 either way.
 * :func:`span_log_prob`: ``log P(y_s..y_{e-1} = tags)`` = alpha at the first position + the
   emissions and transitions inside + beta at the last - log Z (alphas exclude the end scores,
   betas include them, as in :meth:`tagger.nn.crf.CRF.span_log_prob_flat`).

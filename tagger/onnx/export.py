@@ -41,9 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from tagger.errors import TaggerError
+from tagger.onnx.runtime import MODEL_FILE, ONNX_FORMAT, ONNX_FORMAT_VERSION
 
-ONNX_FORMAT = "tagger-onnx"
-ONNX_FORMAT_VERSION = 1
 OPSET = 17
 FORMATS = ("onnx", "torch")
 
@@ -254,7 +253,7 @@ def export(model_dir: str | os.PathLike, out: str | os.PathLike, fmt: str = "onn
                 save_tensors(tmp / EXTRA_WEIGHTS, {"extra": torch.from_numpy(rows)})
         else:
             proto = build_graph(model, rows)
-            atomic_write_bytes(tmp / "model.onnx", proto.SerializeToString())
+            atomic_write_bytes(tmp / MODEL_FILE, proto.SerializeToString())
             body = {k: v for k, v in cfg.items() if k not in ("format", "format_version", "kind")}
             body.update({"format": ONNX_FORMAT, "format_version": ONNX_FORMAT_VERSION, "kind": "tagger",
                          "crf": crf_section(model), "export": info})

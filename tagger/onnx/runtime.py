@@ -23,7 +23,8 @@ from tagger.prediction import Entity, Prediction
 from tagger.tokens import BATCH_TOKENS, Featurizer, casing, length_batches
 from tagger.vocab import Vocab, WordLookup
 
-ONNX_FORMAT = "tagger-onnx"  # = tagger.onnx.export.ONNX_FORMAT (that module needs torch)
+#: ``format`` and ``format_version`` of an ONNX directory's config.json (:mod:`tagger.onnx.export` writes it)
+ONNX_FORMAT = "tagger-onnx"
 ONNX_FORMAT_VERSION = 1
 MODEL_FILE = "model.onnx"
 EXTRA_WORDS = "extra_words.json"
