@@ -205,6 +205,12 @@ def report(res: dict, args) -> str:
         "",
         "Commands: " + "; ".join(f"`{c}`" for c in res["commands"]["tags"]),
         "",
+        "Why they can differ at all: onnxruntime's LSTM and matrix kernels round differently from torch's "
+        "(oneDNN), so emissions differ by ~1e-7 to 1e-6 (the tests bound them by 1e-5 on random models of every "
+        "variant); Viterbi runs in float32 on both paths with the same operation order and the same tie rule "
+        "(lowest tag index), so only a near-tie between two paths' scores closer than that difference could "
+        "flip a tag. Confidences (CRF marginals and entity probabilities, float64) differ by the same ~1e-6.",
+        "",
         "## Speed",
         "",
         f"`tagger annotate` of the file, runtimes alternating, {res['repeats']} runs each, "
