@@ -101,6 +101,8 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
         raise ModelError(f"{path}: corrupt config.json ({exc})") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read config.json ({exc.strerror or exc})") from None
+    if isinstance(data, dict) and data.get("format") == "tagger-onnx":
+        raise ModelError(f"{model_dir}: an ONNX export (tagger export --format onnx): use it with --runtime onnx")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ModelError(f"{path}: not a tagger model configuration")
     if data.get("format_version") != FORMAT_VERSION:
@@ -187,6 +189,18 @@ def check_header(path: str | os.PathLike, expected: Mapping[str, tuple[tuple[int
         want = _ST_DTYPES.get(dtype, str(dtype))
         if found[name][1] != want:
             raise ModelError(f"{path}: tensor {name} has dtype {found[name][1]}, expected {want}")
+
+
+def header_dtype(path: str | os.PathLike, name: str) -> str | None:
+    """The safetensors dtype (``"F32"``, ``"F16"``...) of tensor ``name`` in ``path`` from its header;
+    None if it cannot be read (:func:`check_header` then says why)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            return fh.get_slice(name).get_dtype() if name in fh.keys() else None
+    except (SafetensorError, OSError, ValueError, RuntimeError):
+        return None
 
 
 _RANDOM_INIT = (torch.Tensor.normal_, torch.Tensor.uniform_, torch.nn.init.normal_, torch.nn.init.uniform_)

@@ -8,7 +8,6 @@ import json
 import os
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,46 +16,18 @@ import torch
 from tagger import modeldir, schemes
 from tagger.collector import paused_gc
 from tagger.errors import ModelError, TaggerError
-from tagger.features import BATCH_TOKENS, Featurizer, casing, length_batches
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.nn.packed import PackedLayout
+from tagger.prediction import Entity, Prediction
 from tagger.spans import SpanReader
 from tagger.threads import governed
 from tagger.threads import poll as poll_threads
+from tagger.tokens import BATCH_TOKENS, Featurizer, casing, length_batches
 from tagger.vocab import Vocab, WordLookup
 
 WEIGHTS = "model.safetensors"
 EXTRA_WEIGHTS = "extra_embeddings.safetensors"
 EXTRA_WORDS = "extra_words.json"
-
-
-@dataclass
-class Entity:
-    """An entity span over token positions ``[start, end)`` with its CRF probability."""
-
-    label: str
-    start: int
-    end: int
-    score: float
-
-    def to_json(self) -> dict:
-        return {"label": self.label, "start": self.start, "end": self.end, "score": round(self.score, 6)}
-
-
-@dataclass
-class Prediction:
-    """Tags for one sentence, with per-token confidences and (entity tasks) entity spans."""
-
-    tokens: list[str]
-    tags: list[str]
-    scores: list[float]  # marginal probability of each predicted tag ([] if predicted with token_scores=False)
-    entities: list[Entity] = field(default_factory=list)
-    nbest: list[tuple[list[str], float]] = field(default_factory=list)  # (tags, probability)
-
-    def tags_in(self, scheme: str) -> list[str]:
-        """The tags written in another entity ``scheme``: ``schemes.convert`` of the tags, from
-        :attr:`entities` (a prediction's entities are its tags' spans)."""
-        return schemes.from_spans([(e.label, e.start, e.end) for e in self.entities], len(self.tags), scheme)
 
 
 def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vocab, *, lowercase: bool,
@@ -122,15 +93,18 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[BiLSTMCRF
             isinstance(w, str) for w in extra_words
         ):
             raise ModelError(f"{path / EXTRA_WORDS}: expected a list of {mc.num_extra} words")
-        others[path / EXTRA_WEIGHTS] = {"extra": ((mc.num_extra, mc.word_dim), torch.float32)}
+        # float32, or float16 (a shrunk export: tagger export --float16), used as float32
+        half = modeldir.header_dtype(path / EXTRA_WEIGHTS, "extra") == "F16"
+        dtype = torch.float16 if half else torch.float32
+        others[path / EXTRA_WEIGHTS] = {"extra": ((mc.num_extra, mc.word_dim), dtype)}
     # Names, shapes and dtypes are checked from the safetensors headers before anything is allocated.
     model = modeldir.build_checked(lambda: BiLSTMCRF(mc), path / WEIGHTS, others)
     modeldir.load_state(model, path / WEIGHTS)
     if mc.num_extra:
         t = modeldir.load_tensors(path / EXTRA_WEIGHTS, {"extra": (mc.num_extra, mc.word_dim)})
-        if t["extra"].dtype != torch.float32 or not torch.isfinite(t["extra"]).all():
-            raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 values")
-        model.word_embed.set_extra(t["extra"])
+        if t["extra"].dtype != dtype or not torch.isfinite(t["extra"]).all():
+            raise ModelError(f"{path / EXTRA_WEIGHTS}: expected finite float32 or float16 values")
+        model.word_embed.set_extra(t["extra"].float())
     model.to(device)
     model.eval()
     return model, cfg, [str(w) for w in extra_words]
@@ -289,6 +263,11 @@ class Predictor:
     @property
     def tag_names(self) -> list[str]:
         return list(self.labels.itos)
+
+    @property
+    def has_crf(self) -> bool:
+        """Whether the model has a CRF layer (n-best lists and CRF probabilities need one)."""
+        return self.model.crf is not None
 
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, nbest: int = 0,

@@ -108,6 +108,27 @@ def test_text_with_lone_surrogates_and_non_bmp_characters(client, model_dir, tmp
     assert r.json()["results"] == annotate_jsonl(model_dir, tmp_path, [{"text": text}])
 
 
+def test_onnx_runtime_answers_as_the_torch_runtime(client, model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from tagger.onnx.export import export
+
+    export(model_dir, tmp_path / "onnx", "onnx")
+    app = create_app(load_service(tmp_path / "onnx", ServeOptions(threads=1, runtime="onnx")))
+    body = {"texts": TEXTS, "nbest": 2}
+    with TestClient(app) as c:
+        got = c.post("/annotate", json=body).json()["results"]
+        info = c.get("/model").json()
+    want = client.post("/annotate", json=body).json()["results"]
+
+    def scores(results: list[dict]) -> list[float]:  # CRF probabilities: float rounding may differ
+        return [x for r in results for e in r["entities"] for x in [e.pop("score")]] + \
+               [x for r in results for sent in r["nbest"] for nb in sent for x in [nb.pop("prob")]]
+
+    assert scores(got) == pytest.approx(scores(want), abs=1e-5)
+    assert got == want
+    assert info["runtime"] == "onnx" and info["labels"] == client.get("/model").json()["labels"]
+
+
 # ---------------------------------------------------------------------------- health, model, page, docs
 
 

@@ -10,6 +10,7 @@ import click
 from tagger import __version__
 from tagger.cli import auxiliary, serving, stages
 from tagger.cli.common import TaggerGroup
+from tagger.cli.export import export
 
 
 @click.group(cls=TaggerGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,5 +19,5 @@ def main() -> None:
     """Sequence labeling with a BiLSTM-CRF: prepare → train → evaluate → annotate."""
 
 
-for _command in (*stages.COMMANDS, auxiliary.classify, auxiliary.generate, serving.serve):
+for _command in (*stages.COMMANDS, export, serving.serve, auxiliary.classify, auxiliary.generate):
     main.add_command(_command)

@@ -74,8 +74,10 @@ def train(prepared, out, config_file, resume, force, quiet, **flags):
 @click.option("--threads", type=int, default=0, show_default=True,
               help="CPU threads for prediction (0 = the cores other processes leave free).")
 @click.option("--device", default="cpu", show_default=True, help="auto | cpu | cuda.")
+@click.option("--runtime", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="onnx: MODEL_DIR is a directory written by tagger export --format onnx, run with onnxruntime.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors (and --json output).")
-def evaluate(model_dir, data, out, as_json, batch_size, threads, device, quiet, **formats):
+def evaluate(model_dir, data, out, as_json, batch_size, threads, device, runtime, quiet, **formats):
     """Score a model on gold data: strict and conlleval figures, error analysis, report and plots.
 
     Format options default to those the model was trained with.
@@ -86,7 +88,7 @@ def evaluate(model_dir, data, out, as_json, batch_size, threads, device, quiet, 
     if formats["label_column"] is not None:
         formats["label_column"] = label_column(formats["label_column"])
     result = run_evaluate(model_dir, data, out, batch_size=batch_size, threads=threads, device=device,
-                          log=stderr_log(quiet), **formats)
+                          log=stderr_log(quiet), runtime=runtime, **formats)
     if as_json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False))
     elif not quiet:

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 from tagger.errors import TaggerError
 from tagger.options import check_fields, option
-
-RUNTIMES = ("torch", "onnx")
+from tagger.runtime import RUNTIMES
 
 
 @dataclass

@@ -9,22 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tagger.errors import TaggerError
+from tagger.runtime import load_predictor
 from tagger.serve.options import ServeOptions
 from tagger.serve.service import Service
 
 #: Where a worker process finds its model and options (uvicorn starts workers from an import string).
 ENVIRONMENT = "TAGGER_SERVE"
-
-
-def load_predictor(model_dir: str | os.PathLike, runtime: str = "torch"):
-    """The predictor of a model directory for ``runtime`` (torch, or onnx for an exported directory)."""
-    if runtime == "onnx":
-        from tagger.runtime import load_predictor as load_runtime
-
-        return load_runtime(model_dir, runtime)
-    from tagger.predict import Predictor
-
-    return Predictor.load(model_dir)
 
 
 def load_service(model_dir: str | os.PathLike, options: ServeOptions) -> Service:

@@ -16,7 +16,7 @@ from tagger.commands.annotate.engine import Engine
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.commands.annotate.render import Renderer
 from tagger.formats.jsonl import JsonRecord, record_from_object
-from tagger.predict import Prediction, Predictor
+from tagger.prediction import Prediction, Tagger
 from tagger.schemes import is_entity_tag, split_tag
 from tagger.serve.options import ServeOptions
 from tagger.threads import Threads
@@ -37,9 +37,9 @@ class RequestProblem(Exception):
 
 
 class Service:
-    """A loaded predictor, the engines and renderers of each (n-best, scheme), and model facts."""
+    """A loaded predictor (either runtime), the engines and renderers of each (n-best, scheme), and model facts."""
 
-    def __init__(self, predictor: Predictor, options: ServeOptions, model_dir: str | Path, runtime: str = "torch"):
+    def __init__(self, predictor: Tagger, options: ServeOptions, model_dir: str | Path, runtime: str = "torch"):
         self.predictor = predictor
         self.options = options
         self.model_dir = Path(model_dir)
@@ -75,8 +75,7 @@ class Service:
 
     @property
     def has_crf(self) -> bool:
-        crf = getattr(self.predictor, "has_crf", None)
-        return bool(crf) if crf is not None else getattr(self.predictor.model, "crf", None) is not None
+        return bool(self.predictor.has_crf)
 
     # ---- requests
     def records(self, text: str | None, texts: list[str] | None, tokens: list[list[str]] | None) -> list[JsonRecord]:

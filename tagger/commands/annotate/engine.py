@@ -19,14 +19,14 @@ import torch
 from tagger import schemes
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.errors import TaggerError
-from tagger.predict import Entity, Prediction, Predictor
+from tagger.prediction import Entity, Prediction, Tagger
 from tagger.threads import Threads, available_cores, free_cores
 
 
 class Engine:
     """Predicts chunks of sentences: splits over-long ones, rejoins, converts the tag scheme."""
 
-    def __init__(self, predictor: Predictor, options: AnnotateOptions) -> None:
+    def __init__(self, predictor: Tagger, options: AnnotateOptions) -> None:
         self.predictor = predictor
         self.options = options
         self.entity = predictor.task == "entity"
@@ -103,8 +103,12 @@ def _worker_init(threads: int, predictor, options: AnnotateOptions) -> None:
     """Set up a worker: its torch threads and its engine (``predictor`` may be a model directory)."""
     global _WORKER_ENGINE
     torch.set_num_threads(threads)
-    if not isinstance(predictor, Predictor):
-        predictor = Predictor.load(predictor)
+    if isinstance(predictor, str):
+        from tagger.runtime import load_predictor
+
+        predictor = load_predictor(predictor, options.runtime)
+    if getattr(predictor, "runtime", "torch") == "onnx":
+        predictor.threads = threads  # onnxruntime's threads (its session is made anew in this process)
     _WORKER_ENGINE = Engine(predictor, options)
 
 
@@ -138,7 +142,7 @@ class ChunkPredictor:
     ``options.threads`` asks for them explicitly; otherwise one thread each.
     """
 
-    def __init__(self, predictor: Predictor, options: AnnotateOptions, model_dir: str | None,
+    def __init__(self, predictor: Tagger, options: AnnotateOptions, model_dir: str | None,
                  fork_safe: bool = False, notes: list[str] | None = None) -> None:
         self.options = options
         self.pool = None
@@ -146,6 +150,8 @@ class ChunkPredictor:
             reserve = 1 if reads_ahead(options) else 0  # the reader thread's core
             self._threads: Threads | None = Threads(options.threads, reserve=reserve).__enter__()
             self.threads = self._threads.count
+            if getattr(predictor, "runtime", "torch") == "onnx":
+                predictor.threads = self.threads  # onnxruntime's intra-op threads
             self.engine = Engine(predictor, options)
             return
         self._threads = None
@@ -160,7 +166,7 @@ class ChunkPredictor:
                 self.threads = 1
             # Forked workers inherit the loaded model (initargs are not pickled with fork).
             ctx: multiprocessing.context.BaseContext = multiprocessing.get_context("fork")
-            source: Predictor | str = predictor
+            source: Tagger | str = predictor
         else:  # pragma: no cover - no fork (Windows, macOS): each worker loads the model
             ctx = multiprocessing.get_context("spawn")
             source = model_dir if model_dir is not None else predictor

@@ -56,6 +56,9 @@ class AnnotateOptions:
                                       "trained).")
     resume: bool = option(False, help="Skip inputs whose output file already exists (it is complete).")
     encoding: str = option("utf-8", help="Text encoding of the inputs.")
+    runtime: str = option("torch", choices=("torch", "onnx"),
+                          help="torch: a model directory; onnx: a directory written by tagger export --format onnx, "
+                          "run with onnxruntime.")
     threads: int = option(0, min=0, help="Torch threads per process (0 = cores / workers, not counting cores "
                           "other processes keep busy).")
     # sentences predicted (and held in memory) at a time; 0 = 4096, 1024 with workers

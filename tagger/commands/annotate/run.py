@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import io
 import json
+import os
 import queue
 import threading
 import time
@@ -34,7 +35,8 @@ from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
 from tagger.commands.annotate.render import Renderer, resolve_output_format
 from tagger.errors import InputError, ModelError, TaggerError
 from tagger.formats.detect import sniff
-from tagger.predict import Predictor
+from tagger.prediction import Tagger
+from tagger.runtime import load_predictor
 from tagger.training.progress import progress_bar
 
 #: The formats ``--input-format auto`` chooses from, the fallback last.
@@ -68,7 +70,7 @@ class _Skip:
         self.error = error
 
 
-def token_column(predictor: Predictor, options: AnnotateOptions) -> int:
+def token_column(predictor: Tagger, options: AnnotateOptions) -> int:
     """The token column of CoNLL input: the option, else the model's training data's."""
     if options.token_column is not None:
         return options.token_column
@@ -246,11 +248,11 @@ class _Writer:
             sink.abort()
 
 
-def run_jobs(predictor: Predictor, jobs: list[Job], options: AnnotateOptions,
+def run_jobs(predictor: Tagger, jobs: list[Job], options: AnnotateOptions,
              model_dir: str | None = None, fork_safe: bool = False) -> AnnotateSummary:
     """Annotate planned jobs; returns the summary (the caller reports it)."""
     options.validate()
-    if options.nbest and predictor.model.crf is None:
+    if options.nbest and not predictor.has_crf:
         raise TaggerError("--nbest needs a model with a CRF layer")
     summary = AnnotateSummary()
     t0 = time.perf_counter()
@@ -291,16 +293,16 @@ def run_jobs(predictor: Predictor, jobs: list[Job], options: AnnotateOptions,
     return summary
 
 
-def _as_predictor(model, options: AnnotateOptions) -> tuple[Predictor, str | None]:
+def _as_predictor(model, options: AnnotateOptions) -> tuple[Tagger, str | None]:
     """The predictor and, if it was loaded here, its model directory (workers without fork load it)."""
-    if isinstance(model, Predictor):
-        return model, None
+    if not isinstance(model, (str, os.PathLike)):
+        return model, None  # a Predictor or an OnnxPredictor
     if options.workers == 1:
-        return Predictor.load(model), str(model)
+        return load_predictor(model, options.runtime), str(model)
     old = torch.get_num_threads()
     torch.set_num_threads(1)  # load without starting OpenMP threads: forked workers stay safe
     try:
-        return Predictor.load(model), str(model)
+        return load_predictor(model, options.runtime), str(model)
     finally:
         torch.set_num_threads(old)
 

@@ -15,8 +15,9 @@ from tagger.commands.evaluate.oov import oov_block
 from tagger.commands.evaluate.outputs import write_outputs
 from tagger.commands.evaluate.scoring import entity_figures, label_figures
 from tagger.errors import TaggerError
-from tagger.predict import Predictor
-from tagger.threads import Threads
+from tagger.prediction import Tagger
+from tagger.runtime import load_predictor
+from tagger.threads import Threads, free_cores
 from tagger.training.setup import DEVICE_PATTERN, resolve_device
 
 
@@ -34,7 +35,7 @@ def _check_arguments(batch_size: int, threads: int, device: str, out: str | os.P
     return out_path
 
 
-def _predict(predictor: Predictor, tokens: Sequence[Sequence[str]], batch_size: int, threads: int,
+def _predict(predictor: Tagger, tokens: Sequence[Sequence[str]], batch_size: int, threads: int,
              device: str) -> tuple[list[list[str]], int | None]:
     """Predicted tags (model scheme) and the CPU threads used (None on a GPU); torch's setting is restored."""
     with Threads(threads) as cpu:
@@ -43,7 +44,7 @@ def _predict(predictor: Predictor, tokens: Sequence[Sequence[str]], batch_size: 
     return [p.tags for p in preds], used_threads if device == "cpu" else None
 
 
-def _figures(predictor: Predictor, gold: Gold, gold_m: list[list[str]],
+def _figures(predictor: Tagger, gold: Gold, gold_m: list[list[str]],
              pred_m: list[list[str]]) -> tuple[dict, list[list[str]], list[list[str]]]:
     """The scores, error analysis and OOV figures; and the gold and predicted tags for predictions.conll."""
     oov = oov_block(predictor.lookup, gold.tokens, gold_m, pred_m)
@@ -64,6 +65,7 @@ def evaluate(
     threads: int = 0,
     device: str = "cpu",
     log: Callable[[str], None] | None = None,
+    runtime: str = "torch",
     **format_overrides,
 ) -> dict:
     """Evaluate a tagger model on gold data; returns the content of ``metrics.json``.
@@ -73,13 +75,16 @@ def evaluate(
     ``encoding``) replace the model's training data options for reading a file; ``None`` keeps
     them. ``threads`` 0 picks a CPU thread count from the machine's load. With ``out``, writes
     the report files there. ``log`` receives warnings (e.g. gold labels the model never saw).
+    ``runtime="onnx"``: ``model_dir`` is an ONNX export (``tagger export``), run by onnxruntime.
     """
     t_start = time.perf_counter()
     say = log or (lambda m: None)
     timing: dict[str, float] = {}
     out_path = _check_arguments(batch_size, threads, device, out)
     device = resolve_device(device)
-    predictor = Predictor.load(model_dir, device=device)
+    predictor = load_predictor(model_dir, runtime, device=device)
+    if runtime == "onnx":
+        predictor.threads = threads or free_cores()  # onnxruntime's intra-op threads
     timing["load_model"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
