@@ -178,11 +178,30 @@ def main() -> None:
         f1[key] = json.loads(r.stdout)["f1"]
         form["f1"] = f1[key]
     res["load_after"] = os.getloadavg()[0]
+    res["model_summary"] = model_summary(model)
     res["commands"] = cmds
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out + ".json").write_text(json.dumps(res, indent=2) + "\n", encoding="utf-8")
     Path(args.out + ".md").write_text(report(res, args), encoding="utf-8")
     print(Path(args.out + ".md").read_text())
+
+
+def model_summary(model: Path) -> dict:
+    """How the model was trained: its train_summary.json and the training options of its config.json."""
+    summary = json.loads((Path(model) / "train_summary.json").read_text(encoding="utf-8"))
+    cfg = json.loads((Path(model) / "config.json").read_text(encoding="utf-8"))
+    return {**{k: summary.get(k) for k in ("epochs", "minutes", "best_epoch", "best_dev")},
+            "options": (cfg.get("training") or {}).get("options", {})}
+
+
+def _model_lines(m: dict | None) -> list[str]:
+    if not m:
+        return []
+    o = m["options"]
+    return [f"The model: the default recipe (`tagger train` with char CNN {o.get('char_encoder')}, hidden "
+            f"{o.get('hidden')}, batch {o.get('batch_size')}, EMA {o.get('ema')}, `--max-minutes "
+            f"{o.get('max_minutes'):g}`) on CoNLL-2003 prepared with GloVe 6B 50d: {m['epochs']} epochs in "
+            f"{m['minutes']:.1f} min, best dev F1 {100 * m['best_dev']:.2f} (epoch {m['best_epoch']}).", ""]
 
 
 def report(res: dict, args) -> str:
@@ -197,6 +216,7 @@ def report(res: dict, args) -> str:
         f"machine: {res['machine']}. Load average (1 min) before / after: {res['machine']['load_before']:.2f} / "
         f"{res['load_after']:.2f}.",
         "",
+        *_model_lines(res.get("model_summary")),
         "## Same tags as the torch path?",
         "",
         f"`tagger annotate` with the torch model and with its ONNX export (`--runtime onnx`), CoNLL output: "
