@@ -35,6 +35,14 @@ STATIC = resources.files("tagger.serve") / "static"
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (413, 422, 503, 504)}
 
 
+#: Requests with more characters of raw text than this are tokenised in a thread (syntok: ~1 µs a character).
+INLINE_CHARS = 5000
+
+
+def _chars(req: AnnotateRequest) -> int:
+    return len(req.text or "") + sum(len(t) for t in req.texts or ())
+
+
 def _json(obj, status: int = 200) -> Response:
     return Response(dumps(obj), status_code=status, media_type="application/json")
 
@@ -90,8 +98,10 @@ def create_app(service: Service) -> FastAPI:
         if req.nbest and not service.has_crf:
             return error_response(422, "nbest: the model has no CRF layer")
         try:
-            # Tokenising is CPU work: off the event loop, which keeps answering other requests meanwhile.
-            records = await asyncio.to_thread(service.records, req.text, req.texts, req.tokens)
+            if _chars(req) > INLINE_CHARS:  # tokenising a long text: off the event loop, which goes on meanwhile
+                records = await asyncio.to_thread(service.records, req.text, req.texts, req.tokens)
+            else:  # a short one takes less time than handing it to a thread
+                records = service.records(req.text, req.texts, req.tokens)
             key = (req.nbest, req.scheme)
             preds = await batcher.submit(key, [s for r in records for s in r.sentences], o.timeout)
         except RequestProblem as exc:

@@ -24,6 +24,9 @@ class ServeOptions:
                           "`tagger export --format onnx`.")
     window_ms: float = option(2.0, min=0.0, max=1000.0, help="How long an idle server waits for more requests to "
                               "tag together with the first.")
+    batch_size: int = option(32, min=1, help="Sentences per LSTM batch within a model call (a call's sentences come "
+                             "from many requests, of mixed lengths: small batches of similar lengths waste less "
+                             "padding than annotate's 256).")
     batch_tokens: int = option(16384, min=1, help="Tokens per model call, at most (a larger request is one call "
                                "of its own).")
     max_queue: int = option(256, min=1, help="Requests waiting for the model; more are refused with 503.")

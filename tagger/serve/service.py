@@ -124,6 +124,7 @@ class Service:
         if got is None:
             nbest, scheme = key
             opts = AnnotateOptions(nbest=nbest, scheme=scheme, max_length=self.options.max_length,
+                                   batch_size=self.options.batch_size,
                                    input_format="jsonl", output_format="jsonl", progress=False)
             got = self._engines[key] = (Engine(self.predictor, opts), Renderer("jsonl", "jsonl", opts, "utf-8"))
         return got
