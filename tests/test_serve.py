@@ -183,7 +183,7 @@ def test_bad_requests_get_a_clear_json_error_and_the_server_goes_on(client, body
 
 
 def test_size_limits_and_unknown_routes(model_dir):
-    app = create_app(load_service(model_dir, ServeOptions(threads=1, max_body=2000, max_tokens=50)))
+    app = create_app(load_service(model_dir, ServeOptions(threads=1, max_body=2000, max_tokens=50, max_sentences=3)))
     with TestClient(app) as c:
         r = c.post("/annotate", json={"text": "word " * 1000})
         assert r.status_code == 413 and r.json()["error"] == "the request body is over 2,000 bytes"
@@ -195,6 +195,10 @@ def test_size_limits_and_unknown_routes(model_dir):
         assert r.status_code == 413 and "over 2,000 bytes" in r.json()["error"]
         r = c.post("/annotate", json={"text": "word " * 60})
         assert r.status_code == 413 and r.json()["error"] == "more than 50 tokens in the request"
+        r = c.post("/annotate", json={"tokens": [["a"], ["b"], ["c"], ["d"]]})
+        assert r.status_code == 413 and r.json()["error"] == "more than 3 sentences in the request"
+        r = c.post("/annotate", json={"text": "One. Two. Three. Four."})
+        assert r.status_code == 413 and r.json()["error"] == "more than 3 sentences in the request"
         assert c.get("/nothing").status_code == 404 and c.get("/nothing").json() == {"error": "Not Found"}
         r = c.get("/annotate")
         assert r.status_code == 405 and r.json() == {"error": "Method Not Allowed"}

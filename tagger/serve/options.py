@@ -33,6 +33,7 @@ class ServeOptions:
     timeout: float = option(30.0, above=0.0, help="Seconds a request may wait and run before it gets 504.")
     max_body: int = option(1_000_000, min=1, help="Largest request body in bytes (413 beyond).")
     max_items: int = option(1000, min=1, help="Texts or token lists per request, at most.")
+    max_sentences: int = option(5000, min=1, help="Sentences per request, at most.")
     max_tokens: int = option(100_000, min=1, help="Tokens per request, at most.")
     max_length: int = option(1000, min=1, help="Longer sentences are tagged in pieces of this many tokens and "
                              "rejoined (as `tagger annotate --max-length`).")

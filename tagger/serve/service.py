@@ -69,8 +69,8 @@ class Service:
             "training": {"summary": {k: summary[k] for k in ("best_dev", "best_epoch", "epochs", "minutes")
                                      if k in summary},
                          "options": training.get("options", {})},
-            "limits": {k: getattr(self.options, k) for k in ("max_body", "max_items", "max_tokens", "max_nbest",
-                                                               "max_length", "timeout")},
+            "limits": {k: getattr(self.options, k) for k in ("max_body", "max_items", "max_sentences", "max_tokens",
+                                                               "max_nbest", "max_length", "timeout")},
         }
 
     @property
@@ -91,13 +91,16 @@ class Service:
         if len(objs) > o.max_items:
             raise RequestProblem(413, f"{len(objs)} items in '{field}': at most {o.max_items} per request")
         records = []
-        total = 0
+        n_tokens = n_sentences = 0
         for k, obj in enumerate(objs):
             r = record_from_object(obj)
             if r.error is not None:
                 raise RequestProblem(422, f"{field}[{k}]: {r.error}")
-            total += sum(len(s) for s in r.sentences)
-            if total > o.max_tokens:
+            n_sentences += len(r.sentences)
+            n_tokens += sum(len(s) for s in r.sentences)
+            if n_sentences > o.max_sentences:
+                raise RequestProblem(413, f"more than {o.max_sentences} sentences in the request")
+            if n_tokens > o.max_tokens:
                 raise RequestProblem(413, f"more than {o.max_tokens} tokens in the request")
             records.append(r)
         return records
