@@ -12,7 +12,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from tagger.errors import TaggerError
+from tagger.errors import ModelError, TaggerError
+
+#: The largest JSON file of a model directory read (config.json holds the vocabularies).
+MAX_JSON_BYTES = 256 * 1024 * 1024
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -116,3 +119,21 @@ def _fsync_dir(path: Path) -> None:
 
 def atomic_write_json(path: str | os.PathLike, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike, what: str, max_bytes: int = MAX_JSON_BYTES):
+    """The JSON content of a model-directory file; :class:`ModelError` naming ``what`` if it is missing,
+    not a regular file, implausibly large, unreadable or not JSON."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ModelError(f"{path}: not a regular file (expected the {what})")
+    if not path.is_file():
+        raise ModelError(f"{path}: missing {what}")
+    if path.stat().st_size > max_bytes:
+        raise ModelError(f"{path}: {what} is implausibly large")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelError(f"{path}: corrupt {what} ({exc})") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None

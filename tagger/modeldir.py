@@ -13,7 +13,6 @@ any weight is used, so a crafted directory is rejected with a clear error and ru
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import typing
@@ -26,7 +25,7 @@ from torch.overrides import TorchFunctionMode
 
 from tagger import __version__
 from tagger.errors import ModelError
-from tagger.fsutil import atomic_write_json, atomic_write_with
+from tagger.fsutil import atomic_write_json, atomic_write_with, read_json
 from tagger.options import coerce, field_problem
 
 if TYPE_CHECKING:
@@ -34,7 +33,6 @@ if TYPE_CHECKING:
 
 FORMAT = "tagger-model"
 FORMAT_VERSION = 1
-MAX_CONFIG_BYTES = 256 * 1024 * 1024
 KINDS = ("tagger", "classifier", "generator")
 
 
@@ -93,14 +91,7 @@ def read_config(model_dir: str | os.PathLike, kind: str | None = None) -> dict:
         raise ModelError(f"{path}: not a regular file")
     if not path.is_file():
         raise ModelError(f"{model_dir}: not a model directory (no config.json)")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelError(f"{path}: config.json is implausibly large")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelError(f"{path}: corrupt config.json ({exc})") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read config.json ({exc.strerror or exc})") from None
+    data = read_json(path, "config.json")
     if isinstance(data, dict) and data.get("format") == "tagger-onnx":
         raise ModelError(f"{model_dir}: an ONNX export (tagger export --format onnx): use it with --runtime onnx")
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -254,20 +245,6 @@ def check_int(cfg: Mapping, key: str, lo: int, hi: int, where: str) -> int:
     if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
         raise ModelError(f"{where}: {key} must be an integer in [{lo}, {hi}], got {v!r}")
     return v
-
-
-def read_json(path: str | os.PathLike, what: str):
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        raise ModelError(f"{path}: not a regular file (expected the {what})")
-    if not path.is_file():
-        raise ModelError(f"{path}: missing {what}")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelError(f"{path}: corrupt {what} ({exc})") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
 def read_model_section(model_dir: str | os.PathLike, kind: str, config_cls):

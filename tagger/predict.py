@@ -13,16 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tagger import modeldir, schemes
+from tagger import modeldir, prediction, schemes
 from tagger.collector import paused_gc
-from tagger.errors import ModelError, TaggerError
+from tagger.errors import ModelError
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.nn.packed import PackedLayout
 from tagger.prediction import Entity, Prediction
 from tagger.spans import SpanReader
 from tagger.threads import governed
 from tagger.threads import poll as poll_threads
-from tagger.tokens import BATCH_TOKENS, Featurizer, casing, length_batches
+from tagger.tokens import BATCH_TOKENS, casing, length_batches, model_featurizer
 from tagger.vocab import Vocab, WordLookup
 
 WEIGHTS = "model.safetensors"
@@ -239,13 +239,10 @@ class Predictor:
     def __init__(self, model: BiLSTMCRF, config: dict, extra_words: Sequence[str], device: str = "cpu") -> None:
         self.model = model
         self.config = config
-        v = config["vocab"]
-        self.words = Vocab.from_json({"itos": v["words"], "specials": True})
-        self.chars = Vocab.from_json({"itos": v["chars"], "specials": True})
-        self.labels = Vocab.from_json({"itos": v["labels"], "specials": False})
-        self.lookup = WordLookup(self.words, extra_words, lowercase=bool(v.get("lowercase")),
-                                 digits=bool(v.get("digits", True)))
-        self.featurizer = Featurizer(self.lookup, self.chars, self.labels)
+        self.featurizer = model_featurizer(config, extra_words)
+        self.lookup, self.chars = self.featurizer.lookup, self.featurizer.chars
+        assert self.featurizer.labels is not None
+        self.labels = self.featurizer.labels
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
         self.device = device
@@ -288,14 +285,7 @@ class Predictor:
         probabilities are computed in float64 (:mod:`tagger.nn.crf`), entity probabilities only
         for sentences that have entities.
         """
-        if batch_size < 1 or batch_tokens < 1:
-            raise TaggerError("batch size and batch tokens must be at least 1")
-        out: list[Prediction | None] = [None] * len(sentences)
-        lengths = [len(s) for s in sentences]
-        for i, n in enumerate(lengths):
-            if n == 0:
-                out[i] = Prediction([], [], [])
-        order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+        out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
         batches = length_batches(lengths, batch_size, order, batch_tokens)
         with torch.inference_mode(), governed(self.threads), paused_gc():
             k = 0
@@ -332,13 +322,7 @@ class Predictor:
                 for em, mask, chunk in kept:
                     self._nbest(em, mask, preds[at : at + len(chunk)], nbest)
                     at += len(chunk)
-        done = [p for p in out if p is not None]
-        assert len(done) == len(out)  # every sentence is tagged
-        if scheme is not None and self.task == "entity" and scheme != self.scheme:
-            for p in done:
-                p.tags = p.tags_in(scheme)
-                p.nbest = [(schemes.convert(t, self.scheme, scheme)[0], pr) for t, pr in p.nbest]
-        return done
+        return prediction.finish(out, self.task, self.scheme, scheme)
 
     def _predict_block(self, em: torch.Tensor, lengths: list[int], sents: Sequence[Sequence[str]],
                        confidences: bool, token_scores: bool, marginals: bool) -> list[Prediction]:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tagger import schemes
+from tagger.errors import TaggerError
 from tagger.vocab import WordLookup
 
 
@@ -39,6 +40,32 @@ class Prediction:
         """The tags written in another entity ``scheme``: ``schemes.convert`` of the tags, from
         :attr:`entities` (a prediction's entities are its tags' spans)."""
         return schemes.from_spans([(e.label, e.start, e.end) for e in self.entities], len(self.tags), scheme)
+
+
+def start(sentences: Sequence[Sequence[str]], batch_size: int, batch_tokens: int
+          ) -> tuple[list[Prediction | None], list[int], list[int]]:
+    """The start of a ``predict`` call: the predictions so far (those of empty sentences), the lengths,
+    and the indices of the other sentences, longest first. Checks the batch limits."""
+    if batch_size < 1 or batch_tokens < 1:
+        raise TaggerError("batch size and batch tokens must be at least 1")
+    out: list[Prediction | None] = [None] * len(sentences)
+    lengths = [len(s) for s in sentences]
+    for i, n in enumerate(lengths):
+        if n == 0:
+            out[i] = Prediction([], [], [])
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+    return out, lengths, order
+
+
+def finish(out: list[Prediction | None], task: str, own_scheme: str, scheme: str | None) -> list[Prediction]:
+    """The end of a ``predict`` call: every prediction, its tags converted to ``scheme`` (entity tasks)."""
+    done = [p for p in out if p is not None]
+    assert len(done) == len(out)  # every sentence is tagged
+    if scheme is not None and task == "entity" and scheme != own_scheme:
+        for p in done:
+            p.tags = p.tags_in(scheme)
+            p.nbest = [(schemes.convert(t, own_scheme, scheme)[0], pr) for t, pr in p.nbest]
+    return done
 
 
 class Tagger(Protocol):

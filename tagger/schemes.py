@@ -165,11 +165,15 @@ def to_spans(tags: Sequence[str], scheme: str) -> list[Span]:
     ``scheme`` only decides which prefixes are accepted (iob schemes: ``B``/``I``).
     Raises :class:`SchemeError` (a ``ValueError``) for ``"plain"`` or invalid tags.
     """
-    parsed = _parse(tags, scheme)
+    return chunk_spans(_parse(tags, scheme))
+
+
+def chunk_spans(parsed: Iterable[tuple[str, str | None]]) -> list[Span]:
+    """The entities of split tags (``(prefix, type)`` pairs, as :func:`split_tag` gives), by conlleval's rules."""
     spans: list[Span] = []
     prev_tag, prev_type = "O", None
     begin = 0
-    for i, (tag, type_) in enumerate(parsed + [("O", None)]):
+    for i, (tag, type_) in enumerate([*parsed, ("O", None)]):
         if _end_of_chunk(prev_tag, tag, prev_type, type_):
             assert prev_type is not None
             spans.append(Span(prev_type, begin, i))

@@ -117,3 +117,12 @@ def length_batches(lengths: Sequence[int], batch_size: int, order: Sequence[int]
         out.append(list(order[k : k + size]))
         k += size
     return out
+
+
+def model_featurizer(config: dict, extra_words: Sequence[str]) -> Featurizer:
+    """The featurizer of a model's ``config.json`` (its ``vocab`` section) and its pretrained-only words."""
+    v = config["vocab"]
+    words = Vocab.from_json({"itos": v["words"], "specials": True})
+    lookup = WordLookup(words, extra_words, lowercase=bool(v.get("lowercase")), digits=bool(v.get("digits", True)))
+    return Featurizer(lookup, Vocab.from_json({"itos": v["chars"], "specials": True}),
+                      Vocab.from_json({"itos": v["labels"], "specials": False}))

@@ -23,3 +23,18 @@ def _quiet_torch_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A small entity model trained on the synthetic sample corpus (a few seconds); modules that need
+    another model define their own ``model_dir``."""
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("sample-model")
+    prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
+                           embeddings="none", embedding_dim=32), root / "prepared")
+    train(root / "prepared", root / "model",
+          TrainOptions(epochs=3, hidden=32, batch_size=16, device="cpu", threads=1, patience=3))
+    return root / "model"

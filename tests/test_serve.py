@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import SAMPLE
 
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
@@ -29,20 +28,6 @@ from tagger.serve import ServeOptions, create_app, load_service  # noqa: E402
 
 TEXT = "Peter Blackburn lives in Brussels. The European Commission said on Thursday it disagreed."
 TEXTS = [TEXT, "", "EU rejects German call to boycott British lamb .\n\nGermany 's representative said so."]
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    """A small entity model trained on the synthetic sample corpus (a few seconds)."""
-    from tagger.commands.prepare import PrepareOptions, prepare
-    from tagger.commands.train import TrainOptions, train
-
-    root = tmp_path_factory.mktemp("serve-model")
-    prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
-                           embeddings="none", embedding_dim=32), root / "prepared")
-    train(root / "prepared", root / "model",
-          TrainOptions(epochs=3, hidden=32, batch_size=16, device="cpu", threads=1, patience=3))
-    return root / "model"
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tagger.schemes import SchemeError, Span, _end_of_chunk, _start_of_chunk, split_tag
+from tagger.schemes import SchemeError, Span, chunk_spans, split_tag
 
 #: Score added to a disallowed start tag, transition or end tag (:data:`tagger.nn.crf.PENALTY`).
 PENALTY = -1e4
@@ -299,13 +299,4 @@ class SpanReader:
 
     def spans(self, ids: Sequence[int]) -> list[Span]:
         """The spans of one sentence's tag ids."""
-        out: list[Span] = []
-        prev_tag, prev_type, begin = "O", None, 0
-        for i, (tag, kind) in enumerate([*(self.parsed[j] for j in ids), ("O", None)]):
-            if _end_of_chunk(prev_tag, tag, prev_type, kind):
-                assert prev_type is not None
-                out.append(Span(prev_type, begin, i))
-            if _start_of_chunk(prev_tag, tag, prev_type, kind):
-                begin = i
-            prev_tag, prev_type = tag, kind
-        return out
+        return chunk_spans(self.parsed[j] for j in ids)

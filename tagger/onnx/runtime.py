@@ -8,7 +8,6 @@ them (:mod:`tagger.onnx.decode`). Only numpy, onnxruntime and torch-free tagger 
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Sequence
@@ -16,19 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tagger import schemes
+from tagger import prediction, schemes
 from tagger.errors import ModelError, TaggerError
+from tagger.fsutil import read_json
 from tagger.onnx import decode
 from tagger.prediction import Entity, Prediction
-from tagger.tokens import BATCH_TOKENS, Featurizer, casing, length_batches
-from tagger.vocab import Vocab, WordLookup
+from tagger.tokens import BATCH_TOKENS, casing, length_batches, model_featurizer
 
 #: ``format`` and ``format_version`` of an ONNX directory's config.json (:mod:`tagger.onnx.export` writes it)
 ONNX_FORMAT = "tagger-onnx"
 ONNX_FORMAT_VERSION = 1
 MODEL_FILE = "model.onnx"
 EXTRA_WORDS = "extra_words.json"
-MAX_CONFIG_BYTES = 256 * 1024 * 1024
 
 
 def _ort():
@@ -37,19 +35,6 @@ def _ort():
     except ImportError:
         raise TaggerError("the onnx runtime needs the onnxruntime package: pip install 'tagger[onnx]'") from None
     return onnxruntime
-
-
-def _read_json(path: Path, what: str):
-    if not path.is_file():
-        raise ModelError(f"{path}: missing {what}")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ModelError(f"{path}: {what} is implausibly large")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise ModelError(f"{path}: corrupt {what} ({exc})") from None
-    except OSError as exc:
-        raise ModelError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
 
 
 def _matrix(value, shape: tuple[int, ...], dtype, where: str) -> np.ndarray:
@@ -68,7 +53,7 @@ def read_onnx_dir(path: str | os.PathLike) -> tuple[dict, list[str], decode.Pote
     if not path.is_dir():
         raise ModelError(f"{path}: not a directory (expected an ONNX export directory)")
     where = str(path / "config.json")
-    cfg = _read_json(path / "config.json", "config.json")
+    cfg = read_json(path / "config.json", "config.json")
     if not isinstance(cfg, dict) or cfg.get("format") != ONNX_FORMAT:
         if isinstance(cfg, dict) and cfg.get("format") == "tagger-model":
             raise ModelError(f"{path}: a torch model directory: export it first (tagger export MODEL --format onnx "
@@ -95,7 +80,7 @@ def read_onnx_dir(path: str | os.PathLike) -> tuple[dict, list[str], decode.Pote
         raise ModelError(f"{where}: model.num_extra must be a non-negative integer")
     extra: list[str] = []
     if n_extra:
-        extra = _read_json(path / EXTRA_WORDS, "extra word list")
+        extra = read_json(path / EXTRA_WORDS, "extra word list")
         if not isinstance(extra, list) or len(extra) != n_extra or not all(isinstance(w, str) for w in extra):
             raise ModelError(f"{path / EXTRA_WORDS}: expected a list of {n_extra} words")
     crf = cfg.get("crf")
@@ -130,13 +115,10 @@ class OnnxPredictor:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.config, extra_words, self.potentials = read_onnx_dir(self.path)
-        v = self.config["vocab"]
-        self.words = Vocab.from_json({"itos": v["words"], "specials": True})
-        self.chars = Vocab.from_json({"itos": v["chars"], "specials": True})
-        self.labels = Vocab.from_json({"itos": v["labels"], "specials": False})
-        self.lookup = WordLookup(self.words, extra_words, lowercase=bool(v.get("lowercase")),
-                                 digits=bool(v.get("digits", True)))
-        self.featurizer = Featurizer(self.lookup, self.chars, self.labels)
+        self.featurizer = model_featurizer(self.config, extra_words)
+        self.lookup, self.chars = self.featurizer.lookup, self.featurizer.chars
+        assert self.featurizer.labels is not None
+        self.labels = self.featurizer.labels
         self.task: str = self.config["task"]
         self.scheme: str = self.config["scheme"]
         self.threads = 0
@@ -216,26 +198,13 @@ class OnnxPredictor:
         batch_tokens: int = BATCH_TOKENS,
     ) -> list[Prediction]:
         """Predict tags for each token list, in input order: :meth:`tagger.predict.Predictor.predict`."""
-        if batch_size < 1 or batch_tokens < 1:
-            raise TaggerError("batch size and batch tokens must be at least 1")
-        out: list[Prediction | None] = [None] * len(sentences)
-        lengths = [len(s) for s in sentences]
-        for i, n in enumerate(lengths):
-            if n == 0:
-                out[i] = Prediction([], [], [])
-        order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+        out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
         for batch in length_batches(lengths, batch_size, order, batch_tokens):
             sents = [sentences[i] for i in batch]
             preds = self._decode(self.emissions(sents), sents, nbest, confidences, token_scores)
             for i, p in zip(batch, preds, strict=True):
                 out[i] = p
-        done = [p for p in out if p is not None]
-        assert len(done) == len(out)
-        if scheme is not None and self.task == "entity" and scheme != self.scheme:
-            for p in done:
-                p.tags = p.tags_in(scheme)
-                p.nbest = [(schemes.convert(t, self.scheme, scheme)[0], pr) for t, pr in p.nbest]
-        return done
+        return prediction.finish(out, self.task, self.scheme, scheme)
 
     def _decode(self, em: np.ndarray, sents: Sequence[Sequence[str]], nbest: int, confidences: bool,
                 token_scores: bool) -> list[Prediction]:
