@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tagger.cli.common import FORCE, QUIET, best_text, label_column, resume_option, stderr_log
+from tagger.cli.common import FORCE, NPROC, QUIET, best_text, label_column, launch_ranks, resume_option, stderr_log
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.commands.prepare import PrepareOptions
 from tagger.commands.train import TrainOptions
@@ -48,11 +48,21 @@ def _dev_label(summary: dict) -> str:
 @resume_option(TrainOptions)
 @FORCE
 @QUIET
+@NPROC
 @click_options(TrainOptions)
-def train(prepared, out, config_file, resume, force, quiet, **flags):
-    """Train a BiLSTM-CRF on a prepared directory."""
-    from tagger.commands.train import train as run_train
+@click.pass_context
+def train(ctx, prepared, out, config_file, resume, force, quiet, nproc, **flags):
+    """Train a BiLSTM-CRF on a prepared directory.
 
+    Under torchrun (or with --nproc N) it trains data-parallel: each process takes its share of
+    every epoch's batches and rank 0 writes the model directory.
+    """
+    from tagger.commands.train import train as run_train
+    from tagger.training import distributed
+
+    if nproc and nproc > 1:
+        launch_ranks(ctx, nproc)
+    quiet = quiet or distributed.env_rank() != 0
     user = {**(read_toml(config_file, TrainOptions, "train") if config_file else {}), **given(flags)}
     summary = run_train(prepared, out, TrainOptions(**user), given=user, resume=resume, force=force,
                         log=stderr_log(quiet), progress=not quiet)
@@ -60,6 +70,7 @@ def train(prepared, out, config_file, resume, force, quiet, **flags):
         metric = "F1" if summary["task"] == "entity" else "accuracy"
         best_txt = best_text(metric, summary["best_dev"], summary["best_epoch"], "no dev split")
         click.echo(f"trained {summary['epochs']} epochs in {summary['minutes']:.1f} min; {best_txt}; model in {out}")
+    distributed.shutdown()
 
 
 @click.command(cls=Command, headline=Headline("metrics.json", "f1", "accuracy"))
