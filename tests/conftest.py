@@ -39,3 +39,17 @@ def learned(tmp_path_factory):
                            embeddings="glove-6b-50d"), d / "P")
     summary = train(d / "P", d / "M", TrainOptions(epochs=15, seed=1))
     return d / "M", summary
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory) -> Path:
+    """A small model trained on the synthetic sample corpus (a few seconds): the model of the annotate tests."""
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
+
+    root = tmp_path_factory.mktemp("annotate-model")
+    prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
+                           embeddings="none", embedding_dim=32), root / "prepared")
+    train(root / "prepared", root / "model",
+          TrainOptions(epochs=3, hidden=32, batch_size=16, device="cpu", threads=1, patience=3))
+    return root / "model"

@@ -36,20 +36,6 @@ OPTS = dict(progress=False, threads=1)
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory) -> Path:
-    """A small model trained on the synthetic sample corpus (a few seconds)."""
-    from tagger.commands.prepare import PrepareOptions, prepare
-    from tagger.commands.train import TrainOptions, train
-
-    root = tmp_path_factory.mktemp("annotate-model")
-    prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
-                           embeddings="none", embedding_dim=32), root / "prepared")
-    train(root / "prepared", root / "model",
-          TrainOptions(epochs=3, hidden=32, batch_size=16, device="cpu", threads=1, patience=3))
-    return root / "model"
-
-
-@pytest.fixture(scope="session")
 def predictor(model_dir):
     import tagger
 

@@ -114,8 +114,16 @@ def evaluate(model_dir, data, out, as_json, batch_size, threads, device, quiet, 
 @click.option("--out", required=True,
               help="Output file, '-' for stdout, or (several inputs / a directory) a directory mirroring the inputs.")
 @click_options(AnnotateOptions)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process (and --workers forked ones); ray: a Ray Data pipeline with an actor pool "
+                   "of --workers actors, writing part files to the directory --out (see README).")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --engine ray: join this Ray cluster (ray://HOST:10001, HOST:6379 or auto) instead of "
+                   "starting a local Ray.")
+@click.option("--parts", "part_format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
+              help="With --engine ray: the format of the part files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (problems are still reported).")
-def annotate(model_dir, inputs, out, quiet, **flags):
+def annotate(model_dir, inputs, out, engine, ray_address, part_format, quiet, **flags):
     """Tag files, directories (recursively) or '-' (stdin) with a trained model.
 
     Exit status: 0 when every record was tagged, 1 when some records or files failed (they are
@@ -125,6 +133,16 @@ def annotate(model_dir, inputs, out, quiet, **flags):
     from tagger.commands.annotate import annotate_paths
 
     opts = AnnotateOptions(**given(flags), progress=False if quiet else None)
+    if engine != "ray" and (ray_address or part_format != "jsonl"):
+        raise click.UsageError("--ray-address and --parts go with --engine ray")
+    if engine == "ray":
+        from tagger.commands.annotate.raydata import annotate_ray
+
+        summary = annotate_ray(model_dir, list(inputs), out, opts, address=ray_address, part_format=part_format,
+                               log=stderr_log(quiet))
+        if not quiet or not summary.ok:
+            click.echo(summary.format(), err=True)
+        sys.exit(summary.exit_code)
     # A fresh process: the model is loaded single-threaded, so forked workers may use threads.
     summary = annotate_paths(model_dir, list(inputs), out, opts, fork_safe=True)
     if not quiet or not summary.ok:
