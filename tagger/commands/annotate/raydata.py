@@ -484,7 +484,7 @@ def annotate_ray(model: str | os.PathLike, inputs: Sequence[str], out: str, opti
             f"({ray.cluster_resources().get('CPU', 0):g} CPUs)")
         ds = (ray.data.from_items([{"source": f} for f in files], override_num_blocks=len(files))
               .flat_map(_reader(options, column, chunk_size), num_cpus=0,
-                        concurrency=min(len(files), readers or actors))
+                        compute=ray.data.TaskPoolStrategy(size=min(len(files), readers or actors)))
               .map_batches(Annotator, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(
                   size=actors), fn_constructor_args=([model_ref], options), num_cpus=1))
         sink = _datasink(tmp, part_format)
