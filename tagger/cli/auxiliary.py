@@ -91,7 +91,7 @@ def classify_train(ctx, train_files, label_files, dev_files, out, cv, cv_report,
         res = cross_validate(examples, cv, opts, log=log, progress=not quiet)
         if cv_report and main:
             atomic_write_json(cv_report, res)
-        if not quiet:
+        if main:
             click.echo(f"{cv}-fold cross-validation accuracy: {res['mean_accuracy']:.4f} ± {res['std_accuracy']:.4f} "
                        f"({len(examples)} examples, {res['minutes']:.1f} min)")
         if not out:

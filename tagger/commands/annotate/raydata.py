@@ -7,7 +7,9 @@ same by construction:
    :mod:`pyarrow.fs` filesystem reads: ``s3://``, ``gs://``, ``hdfs://``...), its format sniffed
    and its items read by the shared readers (:func:`~tagger.commands.annotate.items.read_items`,
    through :func:`~tagger.commands.annotate.run._job_events`), then grouped into chunks exactly
-   as :func:`~tagger.commands.annotate.run._chunks` groups them in one process. A Parquet file's
+   as :func:`~tagger.commands.annotate.run._chunks` groups them in one process (a chunk's items
+   travel to the actors as a Python-object column: Ray's own serialisation, inside the cluster; no
+   file is ever unpickled). A Parquet file's
    rows (a ``text`` or ``tokens`` column; other columns pass through) are read as JSONL records;
 2. **predict and render** (``map_batches`` into a pool of actors, one chunk per call): each actor
    loads the model once (shipped from the driver through the object store: the nodes need no copy
@@ -41,7 +43,6 @@ import dataclasses
 import io
 import json
 import os
-import pickle
 import shutil
 import tempfile
 import time
@@ -188,10 +189,10 @@ def _read_chunks(source: str, options: AnnotateOptions, column: int, chunk_size:
                         error = str(ev.error)
                 if items:
                     yield {"source": source, "chunk": k, "first": index, "fin": fin, "fout": fout,
-                           "items": pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL), "status": ""}
+                           "items": items, "status": ""}
                     index += len(items)
                     k += 1
-    yield {"source": source, "chunk": k, "first": -1, "fin": fin, "fout": fout, "items": b"",
+    yield {"source": source, "chunk": k, "first": -1, "fin": fin, "fout": fout, "items": None,
            "status": "failed: " + error if error else "ok"}
 
 
@@ -260,7 +261,7 @@ class Annotator:
             if first < 0:  # the status row of a file
                 add(source, -1, 0, b"", None if status == "ok" else status[len("failed: "):], fout)
                 continue
-            items: list[Item] = pickle.loads(row["items"])
+            items: list[Item] = row["items"]
             sents = [s for it in items for s in it.sents]
             preds, nsplit = self.engine.predict(sents) if sents else ([], 0)
             render = self._renderer(fin, fout).render
