@@ -58,6 +58,8 @@ from tagger.errors import InputError, TaggerError
 from tagger.formats.lines import open_binary
 
 PART_FORMATS = ("jsonl", "parquet")
+#: Files of a model directory that prediction does not read (not shipped to the actors).
+TRAINING_ONLY = ("checkpoint.safetensors", "metrics.jsonl", "train_summary.json", "train.toml")
 SUCCESS = "_SUCCESS"
 #: The columns of an output row (and of a Parquet part).
 COLUMNS = ("source", "index", "line", "record", "error")
@@ -207,7 +209,7 @@ def pack_model(model_dir: str | os.PathLike) -> dict[str, bytes]:
     if not root.is_dir():
         raise TaggerError(f"{root}: not a model directory")
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+            if p.is_file() and not p.name.startswith(".") and p.name not in TRAINING_ONLY}
 
 
 class Annotator:
