@@ -14,6 +14,7 @@ from conftest import SAMPLE, SHARED, needs_shared
 
 from tagger.cli import main
 from tagger.commands.annotate import AnnotateOptions, annotate_paths
+from tagger.errors import TaggerError
 
 ray = pytest.importorskip("ray")
 raydata = pytest.importorskip("tagger.commands.annotate.raydata")
@@ -67,7 +68,7 @@ def test_ray_output_equals_single_process_output(local_ray, model_dir, tmp_path)
     assert summary.files == 7 and summary.files_failed == 1 and summary.errors == 1 and summary.exit_code == 1
     # every input record gives one row: the records of the sample's CoNLL files are its sentence blocks
     assert summary.records == sum(1 for r in rows if r["index"] >= 0)
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(TaggerError, match="already exists"):
         raydata.annotate_ray(model_dir, [str(inp)], str(tmp_path / "out"), AnnotateOptions(**OPTS))
 
 
