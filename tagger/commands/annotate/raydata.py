@@ -33,7 +33,8 @@ does).
 
 Every input record gives one output row (a bad record carries ``error``); a file that cannot be
 read at all, or fails half-way (malformed CoNLL-U), adds one row with ``index`` -1 and ``error``
-and counts as failed in the summary.
+and counts as failed in the summary. Unlike single-process ``annotate``, which discards the output
+of a file that fails half-way, the rows of the records read before the failure stay in the parts.
 """
 
 from __future__ import annotations
