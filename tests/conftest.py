@@ -26,13 +26,29 @@ def _quiet_torch_threads():
 
 
 @pytest.fixture(scope="session")
+def learned(tmp_path_factory):
+    """The documented sample run: GloVe 6B 50d, default model, 15 epochs (model directory, summary).
+
+    Session-wide: tests/test_train.py checks it, tests/test_distributed.py compares a 2-process run with it.
+    """
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
+
+    d = tmp_path_factory.mktemp("m")
+    prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
+                           embeddings="glove-6b-50d"), d / "P")
+    summary = train(d / "P", d / "M", TrainOptions(epochs=15, seed=1))
+    return d / "M", summary
+
+
+@pytest.fixture(scope="session")
 def model_dir(tmp_path_factory) -> Path:
     """A small entity model trained on the synthetic sample corpus (a few seconds); modules that need
     another model define their own ``model_dir``."""
     from tagger.commands.prepare import PrepareOptions, prepare
     from tagger.commands.train import TrainOptions, train
 
-    root = tmp_path_factory.mktemp("sample-model")
+    root = tmp_path_factory.mktemp("annotate-model")
     prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
                            embeddings="none", embedding_dim=32), root / "prepared")
     train(root / "prepared", root / "model",

@@ -34,16 +34,6 @@ def prepared(tmp_path_factory):
     return d / "P"
 
 
-@pytest.fixture(scope="module")
-def learned(tmp_path_factory):
-    """The documented sample run: GloVe 6B 50d, default model, 15 epochs."""
-    d = tmp_path_factory.mktemp("m")
-    prepare(PrepareOptions(train=str(SAMPLE / "train.conll"), dev=str(SAMPLE / "dev.conll"),
-                           embeddings="glove-6b-50d"), d / "P")
-    summary = train(d / "P", d / "M", TrainOptions(epochs=15, seed=1))
-    return d / "M", summary
-
-
 def _metrics(path):
     return [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines()]
 

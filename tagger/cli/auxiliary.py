@@ -7,7 +7,17 @@ from pathlib import Path
 
 import click
 
-from tagger.cli.common import ENCODING, FORCE, QUIET, TaggerGroup, best_text, resume_option, stderr_log
+from tagger.cli.common import (
+    ENCODING,
+    FORCE,
+    NPROC,
+    QUIET,
+    TaggerGroup,
+    best_text,
+    launch_ranks,
+    resume_option,
+    stderr_log,
+)
 from tagger.commands.classify import ClassifierOptions
 from tagger.commands.generate import GeneratorOptions
 from tagger.declare import Command, Headline, InputPath
@@ -52,12 +62,20 @@ def classify() -> None:
 @FORCE
 @resume_option(ClassifierOptions)
 @QUIET
+@NPROC
 @click_options(ClassifierOptions)
-def classify_train(train_files, label_files, dev_files, out, cv, cv_report, format_, encoding, force, resume, quiet,
-                   **flags):
-    """Train a sentence classifier (or cross-validate one with --cv K)."""
+@click.pass_context
+def classify_train(ctx, train_files, label_files, dev_files, out, cv, cv_report, format_, encoding, force, resume,
+                   quiet, nproc, **flags):
+    """Train a sentence classifier (or cross-validate one with --cv K); data-parallel under torchrun / --nproc."""
     from tagger.commands.classify import cross_validate, train_classifier
     from tagger.formats.examples import read_data
+    from tagger.training import distributed
+
+    if nproc and nproc > 1:
+        launch_ranks(ctx, nproc)
+    main = distributed.env_rank() == 0
+    quiet = quiet or not main
 
     if not out and not cv:
         raise click.UsageError("--out is required (unless --cv K only cross-validates)")
@@ -71,22 +89,24 @@ def classify_train(train_files, label_files, dev_files, out, cv, cv_report, form
         if dev_files:
             raise click.UsageError("--dev cannot be used with --cv (each fold holds out its own dev split)")
         res = cross_validate(examples, cv, opts, log=log, progress=not quiet)
-        if cv_report:
+        if cv_report and main:
             atomic_write_json(cv_report, res)
-        click.echo(f"{cv}-fold cross-validation accuracy: {res['mean_accuracy']:.4f} ± {res['std_accuracy']:.4f} "
-                   f"({len(examples)} examples, {res['minutes']:.1f} min)")
+        if main:
+            click.echo(f"{cv}-fold cross-validation accuracy: {res['mean_accuracy']:.4f} ± {res['std_accuracy']:.4f} "
+                       f"({len(examples)} examples, {res['minutes']:.1f} min)")
         if not out:
             return
     dev = read_data(dev_files, (), format_, encoding) if dev_files else None
     clf, summary = train_classifier(
         examples, dev, opts, out=out, given=user, resume=resume, force=force, log=log, progress=not quiet,
         cv={k: res[k] for k in ("k", "mean_accuracy", "std_accuracy", "folds")} if cv else None)
-    if cv:
+    if cv and main:
         atomic_write_json(Path(out) / "cv.json", res)
     if not quiet:
         best_txt = best_text("accuracy", summary["best_dev"], summary["best_epoch"], "no dev data")
         click.echo(f"trained {summary['epochs']} epochs in {summary['minutes']:.1f} min; {best_txt}; "
                    f"labels {', '.join(summary['labels'])}; model in {out}")
+    distributed.shutdown()
 
 
 @classify.command("evaluate", cls=Command, headline=Headline("metrics.json", "accuracy"))
@@ -164,11 +184,19 @@ def generate() -> None:
 @FORCE
 @resume_option(GeneratorOptions)
 @QUIET
+@NPROC
 @click_options(GeneratorOptions)
-def generate_train(text_files, dev_files, out, format_, token_column, encoding, force, resume, quiet, **flags):
-    """Train an LSTM language model on text."""
+@click.pass_context
+def generate_train(ctx, text_files, dev_files, out, format_, token_column, encoding, force, resume, quiet, nproc,
+                   **flags):
+    """Train an LSTM language model on text; data-parallel under torchrun / --nproc (each process its streams)."""
     from tagger.commands.generate import train_generator
     from tagger.formats.read import read_texts
+    from tagger.training import distributed
+
+    if nproc and nproc > 1:
+        launch_ranks(ctx, nproc)
+    quiet = quiet or distributed.env_rank() != 0
 
     _refuse_existing(out, force or resume)
     user = given(flags)
@@ -184,6 +212,7 @@ def generate_train(text_files, dev_files, out, format_, token_column, encoding, 
         best_txt = best_text("perplexity", summary["best_dev"], summary["best_epoch"], "no dev text", digits=2)
         click.echo(f"trained {summary['epochs']} epochs in {summary['minutes']:.1f} min; {best_txt}; "
                    f"vocabulary {summary['vocab_size']}; model in {out}")
+    distributed.shutdown()
 
 
 @generate.command("sample")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from collections.abc import Callable
+from typing import NoReturn
 
 import click
 
@@ -56,3 +59,47 @@ def resume_option(options_cls: type, where: str = "--out") -> Callable:
     return click.option("--resume", is_flag=True,
                         help=f"Continue an interrupted run in {where} from its last checkpoint (options given again "
                              f"must equal the saved ones, except {', '.join(changeable)}).")
+
+
+NPROC = click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
+                     help="Train data-parallel in N processes on this host: runs this command under "
+                          "`torchrun --standalone --nproc_per_node N` (several hosts: run torchrun yourself, see "
+                          "the README).")
+
+
+def command_args(ctx: click.Context, skip: tuple[str, ...] = ()) -> list[str]:
+    """The command line that gives ``ctx``'s command the values it has now (except ``skip``)."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        name = param.name or ""
+        value = ctx.params.get(name)
+        if name in skip or value is None or value == () or value is False and not param.secondary_opts:
+            continue
+        values = list(value) if isinstance(value, (tuple, list)) else [value]
+        if isinstance(param, click.Argument):
+            args.extend(str(v) for v in values)
+        elif isinstance(param, click.Option) and param.is_flag:
+            if value is True or not param.secondary_opts:
+                args.append(param.opts[0])
+            else:
+                args.append(param.secondary_opts[0])
+        else:
+            for v in values:
+                args.extend([param.opts[0], str(v)])
+    return args
+
+
+def launch_ranks(ctx: click.Context, nproc: int) -> NoReturn:
+    """``--nproc N``: run this very command in N processes under torchrun; exit with its status."""
+    from tagger.training import distributed
+
+    if distributed.launched():
+        raise TaggerError("--nproc: this process was already started by torchrun (drop --nproc)")
+    path = ctx.command_path.split()[1:]  # "tagger classify train" -> classify train
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "tagger", *path, *command_args(ctx, skip=("nproc",))]
+    try:
+        code = subprocess.call(cmd)
+    except KeyboardInterrupt:
+        code = 130
+    sys.exit(code)

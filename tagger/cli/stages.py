@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from tagger.cli.common import FORCE, QUIET, best_text, label_column, resume_option, stderr_log
+from tagger.cli.common import FORCE, NPROC, QUIET, best_text, label_column, launch_ranks, resume_option, stderr_log
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.commands.prepare import PrepareOptions
 from tagger.commands.train import TrainOptions
@@ -48,11 +48,21 @@ def _dev_label(summary: dict) -> str:
 @resume_option(TrainOptions)
 @FORCE
 @QUIET
+@NPROC
 @click_options(TrainOptions)
-def train(prepared, out, config_file, resume, force, quiet, **flags):
-    """Train a BiLSTM-CRF on a prepared directory."""
-    from tagger.commands.train import train as run_train
+@click.pass_context
+def train(ctx, prepared, out, config_file, resume, force, quiet, nproc, **flags):
+    """Train a BiLSTM-CRF on a prepared directory.
 
+    Under torchrun (or with --nproc N) it trains data-parallel: each process takes its share of
+    every epoch's batches and rank 0 writes the model directory.
+    """
+    from tagger.commands.train import train as run_train
+    from tagger.training import distributed
+
+    if nproc and nproc > 1:
+        launch_ranks(ctx, nproc)
+    quiet = quiet or distributed.env_rank() != 0
     user = {**(read_toml(config_file, TrainOptions, "train") if config_file else {}), **given(flags)}
     summary = run_train(prepared, out, TrainOptions(**user), given=user, resume=resume, force=force,
                         log=stderr_log(quiet), progress=not quiet)
@@ -60,6 +70,7 @@ def train(prepared, out, config_file, resume, force, quiet, **flags):
         metric = "F1" if summary["task"] == "entity" else "accuracy"
         best_txt = best_text(metric, summary["best_dev"], summary["best_epoch"], "no dev split")
         click.echo(f"trained {summary['epochs']} epochs in {summary['minutes']:.1f} min; {best_txt}; model in {out}")
+    distributed.shutdown()
 
 
 @click.command(cls=Command, headline=Headline("metrics.json", "f1", "accuracy"))
@@ -105,8 +116,16 @@ def evaluate(model_dir, data, out, as_json, batch_size, threads, device, runtime
 @click.option("--out", required=True,
               help="Output file, '-' for stdout, or (several inputs / a directory) a directory mirroring the inputs.")
 @click_options(AnnotateOptions)
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: this process (and --workers forked ones); ray: a Ray Data pipeline with an actor pool "
+                   "of --workers actors, writing part files to the directory --out (see README).")
+@click.option("--ray-address", metavar="ADDR",
+              help="With --engine ray: join this Ray cluster (ray://HOST:10001, HOST:6379 or auto) instead of "
+                   "starting a local Ray.")
+@click.option("--parts", "part_format", type=click.Choice(["jsonl", "parquet"]), default="jsonl", show_default=True,
+              help="With --engine ray: the format of the part files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary (problems are still reported).")
-def annotate(model_dir, inputs, out, quiet, **flags):
+def annotate(model_dir, inputs, out, engine, ray_address, part_format, quiet, **flags):
     """Tag files, directories (recursively) or '-' (stdin) with a trained model.
 
     Exit status: 0 when every record was tagged, 1 when some records or files failed (they are
@@ -116,6 +135,16 @@ def annotate(model_dir, inputs, out, quiet, **flags):
     from tagger.commands.annotate import annotate_paths
 
     opts = AnnotateOptions(**given(flags), progress=False if quiet else None)
+    if engine != "ray" and (ray_address or part_format != "jsonl"):
+        raise click.UsageError("--ray-address and --parts go with --engine ray")
+    if engine == "ray":
+        from tagger.commands.annotate.raydata import annotate_ray
+
+        summary = annotate_ray(model_dir, list(inputs), out, opts, address=ray_address, part_format=part_format,
+                               log=stderr_log(quiet))
+        if not quiet or not summary.ok:
+            click.echo(summary.format(), err=True)
+        sys.exit(summary.exit_code)
     # A fresh process: the model is loaded single-threaded, so forked workers may use threads.
     summary = annotate_paths(model_dir, list(inputs), out, opts, fork_safe=True)
     if not quiet or not summary.ok:

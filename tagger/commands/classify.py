@@ -31,6 +31,7 @@ from tagger.formats.text import tokenize
 from tagger.fsutil import atomic_dir, atomic_write_bytes, atomic_write_json
 from tagger.nn.classifier import POOLINGS, ClassifierConfig, LSTMClassifier, pad_batch
 from tagger.options import bounds, check_fields, option
+from tagger.training import distributed
 from tagger.training.batches import epoch_batches
 from tagger.training.loop import Recipe, Step, Task, Trainer
 from tagger.training.optim import OPTIMIZERS, constant
@@ -91,7 +92,8 @@ class ClassifierOptions:
 
     def recipe(self) -> Recipe:
         return Recipe(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, schedule=constant(self.lr),
-                      momentum=self.momentum, weight_decay=self.weight_decay, clip=self.clip, patience=self.patience)
+                      momentum=self.momentum, weight_decay=self.weight_decay, clip=self.clip, patience=self.patience,
+                      seed=self.seed)
 
 
 # --------------------------------------------------------------------------- the trained classifier
@@ -250,7 +252,7 @@ def train_classifier(
     loaded) replace ``opts.embeddings``. Returns the classifier with the weights of the best dev
     epoch, and a training summary.
     """
-    say = log or (lambda m: None)
+    say = distributed.main_log(log) or (lambda m: None)
     run = run_dir(out, "classify", resume=resume, force=force, log=say)
     opts = run_options(run, ClassifierOptions, opts, given)
     train, inner = (list(train), list(dev)) if dev is not None else _inner_dev(list(train), opts, say)
@@ -265,7 +267,8 @@ def train_classifier(
     task = ClassifierTask(_new_model(table, labels, opts, device), table, labels, train, tokens, inner, opts, device)
     if run is not None:
         run.check_saved(KIND, "vocab", task.config["vocab"], "training data")
-        run.create()
+        if distributed.is_main():
+            run.create()
     trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     trainer.restore_best()
@@ -274,7 +277,7 @@ def train_classifier(
     config["training"].update(best_epoch=summary["best_epoch"], best_dev_accuracy=summary["best_dev"])
     if cv is not None:
         config["training"]["cv"] = dict(cv)
-    if run is not None:
+    if run is not None and distributed.is_main():
         modeldir.write_config(run.path, KIND, config)
         run.write_summary(summary)
     return Classifier(task.model, table.lookup(), labels, config), summary

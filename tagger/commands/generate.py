@@ -31,6 +31,7 @@ from tagger.errors import ModelError, TaggerError
 from tagger.fsutil import atomic_dir
 from tagger.nn.language_model import LMConfig, LSTMLanguageModel, State, default_cutoffs, detach, stream_log_likelihood
 from tagger.options import bounds, check_fields, option
+from tagger.training import distributed
 from tagger.training.loop import Epoch, Recipe, Step, Task, Trainer
 from tagger.training.optim import OPTIMIZERS, decay_on_plateau
 from tagger.training.rundir import WEIGHTS, run_dir, run_options
@@ -288,7 +289,7 @@ class GeneratorOptions:
         # plain SGD (no momentum) when sgd is chosen; the time limit may end a long epoch early
         return Recipe(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, momentum=0.0,
                       schedule=decay_on_plateau(self.lr, self.lr_decay), clip=self.clip,
-                      max_minutes=self.max_minutes, stop_mid_epoch=True)
+                      max_minutes=self.max_minutes, stop_mid_epoch=True, seed=self.seed)
 
 
 def batchify(ids: Sequence[int], batch_size: int) -> Tensor:
@@ -315,6 +316,8 @@ class LMTask(Task):
         self.steps = self.data.shape[1] - 1
         self.has_dev = dev_ids is not None
         self.state: State | None = None
+        self._rows: tuple[int, int] | None = None  # distributed: (rank, world) whose rows self.data holds
+        self._whole = self.data
 
     def size(self) -> int:
         return self.steps
@@ -322,6 +325,20 @@ class LMTask(Task):
     def batches(self, epoch: int) -> Iterator[int]:
         self.state = None  # every epoch starts from a zero state
         return iter(range(0, self.steps, self.opts.bptt))
+
+    def rank_batches(self, epoch: int, rank: int, world: int) -> list[Any]:
+        """Distributed: every rank runs every BPTT window over its own contiguous rows of the streams.
+
+        The step over all ranks is then exactly the single-process step (the hidden state of a row
+        runs on across the windows as before; the loss is the mean over all rows' tokens).
+        """
+        if self._rows != (rank, world):
+            if self.data.shape[0] < world:
+                raise TaggerError(f"--batch-size {self.data.shape[0]} is smaller than the {world} training "
+                                  "processes (each process takes some of the batch's streams)")
+            self._rows = (rank, world)
+            self.data = torch.tensor_split(self._whole, world, dim=0)[rank]
+        return list(self.batches(epoch))
 
     def step(self, start: int) -> Step:
         n = min(self.opts.bptt, self.steps - start)
@@ -395,7 +412,7 @@ def train_generator(
     With ``out`` the model directory is written as training goes (checkpointed; ``resume``
     continues a killed run, with the rule of :func:`tagger.commands.train.train` for ``given``).
     """
-    say = log or (lambda m: None)
+    say = distributed.main_log(log) or (lambda m: None)
     run = run_dir(out, "generate", resume=resume, force=force, log=say)
     opts = run_options(run, GeneratorOptions, opts, given)
     train, dev = _held_out(train, dev, opts, say)
@@ -421,14 +438,15 @@ def train_generator(
     task = LMTask(model, train_ids, dev_ids, opts, device, config)
     if run is not None:
         run.check_saved(KIND, "vocab", config["vocab"], "training data")
-        run.create()
+        if distributed.is_main():
+            run.create()
     trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     trainer.restore_best()
     summary = {**trainer.summary(), "vocab_size": len(vocab), "train_tokens": len(train_ids) - 1}
     config["training"].update(best_epoch=summary["best_epoch"], best_dev_ppl=summary["best_dev"],
                               history=summary["history"], minutes=summary["minutes"])
-    if run is not None:
+    if run is not None and distributed.is_main():
         modeldir.write_config(run.path, KIND, config)
         run.write_summary(summary)
     return Generator(model, vocab, config), summary

@@ -21,6 +21,7 @@ from tagger.nn.bilstm_crf import CHAR_ENCODERS, BiLSTMCRF, ModelConfig
 from tagger.options import bounds, check_fields, from_toml, option
 from tagger.predict import save_tagger_static, tagger_config
 from tagger.prepared import Prepared, load_prepared
+from tagger.training import distributed
 from tagger.training.batches import epoch_batches
 from tagger.training.loop import Epoch, Recipe, Step, Task, Trainer
 from tagger.training.optim import OPTIMIZERS, constant, inverse_decay
@@ -83,7 +84,7 @@ class TrainOptions:
         return Recipe(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                       schedule=inverse_decay(self.lr, self.lr_decay) if sgd else constant(self.lr),
                       weight_decay=self.weight_decay, clip=self.clip, patience=self.patience,
-                      max_minutes=self.max_minutes, ema=self.ema)
+                      max_minutes=self.max_minutes, ema=self.ema, seed=self.seed)
 
 
 def evaluate_split(model: BiLSTMCRF, encoded: EncodedCorpus, gold: list[list[str]], itos: list[str], task: str,
@@ -204,7 +205,7 @@ def train(
     :data:`~tagger.training.resume.RESUME_OVERRIDES` (``given=None``: the fields of ``opts``
     that differ from the defaults count as given).
     """
-    say = log or (lambda m: None)
+    say = distributed.main_log(log) or (lambda m: None)
     run = run_dir(out, "train", resume=resume, force=force, log=say)
     opts = run_options(run, TrainOptions, opts, given)
     assert run is not None
@@ -214,10 +215,12 @@ def train(
     if "dev" not in prep.dataset:
         say("warning: no dev split; the model of the last epoch is kept")
     device = setup(opts.seed, opts.device)
-    run.create()
+    if distributed.is_main():
+        run.create()
     task = TaggerTask(prep, prepared_dir, opts, device)
     trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     summary = {"model": str(out), "task": prep.task, **trainer.summary()}
-    run.write_summary(summary)
+    if distributed.is_main():
+        run.write_summary(summary)
     return summary

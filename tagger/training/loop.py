@@ -9,6 +9,10 @@ average of the weights, keeping the best weights, early stopping, the time limit
     for epoch in trainer.epochs():   # one Epoch per finished epoch
         ...
     model.load_state_dict(trainer.best_weights())
+
+Under ``torchrun`` the same loop trains data-parallel (:mod:`tagger.training.distributed`): each
+rank takes its share of every epoch's batches, gradients are averaged over the ranks before
+clipping and the optimiser step, and rank 0 alone scores dev and writes the run directory.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from tagger.threads import Threads
+from tagger.threads import Threads, available_cores
 from tagger.threads import poll as poll_threads
+from tagger.training import distributed
 from tagger.training.checkpoint import load_checkpoint, save_checkpoint
 from tagger.training.ema import WeightEMA, averaged
 from tagger.training.optim import Schedule, make_optimizer
@@ -47,6 +52,7 @@ class Recipe:
     max_minutes: float = 0.0  # 0 = no limit
     ema: float = 0.0  # decay of the weight average (0 = off)
     stop_mid_epoch: bool = False  # the time limit may cut an epoch short (for very long epochs)
+    seed: int = 0  # reseeds dropout per epoch and rank in distributed training (unused otherwise)
 
 
 class Step(NamedTuple):
@@ -76,8 +82,23 @@ class Task:
         """The batches of ``epoch`` (a deterministic function of the seed and the epoch)."""
         raise NotImplementedError
 
+    def rank_batches(self, epoch: int, rank: int, world: int) -> list[Any]:
+        """Distributed training: this rank's batch of each optimisation step of ``epoch`` (``None``: none).
+
+        Step ``k`` takes the batches ``k*world .. k*world+world-1`` of the single-process plan, one
+        per rank; its gradient is that of the mean loss over their union. Every rank gets the same
+        number of steps (a rank without a batch in the last one contributes nothing).
+        """
+        plan = list(self.batches(epoch))
+        steps = -(-len(plan) // world)
+        return [plan[k * world + rank] if k * world + rank < len(plan) else None for k in range(steps)]
+
     def step(self, batch: Any) -> Step:
-        """Forward one batch (the model is in training mode)."""
+        """Forward one batch (the model is in training mode).
+
+        ``Step.loss`` must be the mean of the loss over ``Step.items`` (distributed training
+        back-propagates ``loss * items`` and divides the summed gradients by the global items).
+        """
         raise NotImplementedError
 
     def evaluate(self) -> dict[str, Any]:
@@ -145,6 +166,12 @@ class Trainer:
         self.ema = WeightEMA(task.model, r.ema) if r.ema > 0 else None
         self.state = LoopState()
         self._best: dict[str, torch.Tensor] | None = None  # best weights of a run without a directory
+        self.group = distributed.current()  # None: single-process training
+        self.main = self.group is None or self.group.main  # the process that scores dev and writes files
+        if not self.main:
+            self.say = lambda m: None
+            self.progress = False
+        self.sync = distributed.GradientSync(task.model, self.group) if self.group is not None else None
 
     # ------------------------------------------------------------------ the loop
 
@@ -152,7 +179,10 @@ class Trainer:
         """Train epoch by epoch, yielding each finished (recorded and checkpointed) epoch."""
         if not self._begin():
             return
-        with Threads(self.threads):
+        threads = self.threads
+        if self.group is not None and not threads:  # ranks on one host share its cores
+            threads = max(1, available_cores() // self.group.local_world)
+        with Threads(threads):
             for n in range(self.state.epoch + 1, self.recipe.epochs + 1):
                 epoch = self._train_epoch(n)
                 self._score(epoch)
@@ -171,6 +201,8 @@ class Trainer:
         """Start or resume; False when a resumed run has nothing left to do."""
         run, s, r = self.run, self.state, self.recipe
         if run is None:
+            if self.sync is not None:
+                self.sync.broadcast_parameters(self.task.model)
             return True
         if run.continuing:
             info = load_checkpoint(run.checkpoint, self.task.model, self.optimizer, self.ema)
@@ -183,9 +215,12 @@ class Trainer:
                 self.say(f"{run.path}: training had already finished (best epoch {s.best_epoch})")
                 return False
             self.say(f"resuming at epoch {s.epoch + 1}")
-        else:
+        elif self.main:
             run.start_files(self.task.write_files)
-        run.write_history(s.history)
+        if self.main:
+            run.write_history(s.history)
+        if self.sync is not None:  # every rank read the same checkpoint; make sure they start equal
+            self.sync.broadcast_parameters(self.task.model)
         return True
 
     def _train_epoch(self, n: int) -> Epoch:
@@ -195,34 +230,67 @@ class Trainer:
             g["lr"] = lr
         task.model.train()
         t0 = time.perf_counter()
-        total, count, partial, threads, steps = 0.0, 0, False, 0, 0
-        bar = progress_bar(f"epoch {n}/{r.epochs}", task.unit, task.size(), None if self.progress else False)
-        for batch in task.batches(n):
+        total, count, partial, threads, steps = 0.0, 0.0, False, 0, 0
+        group = self.group
+        if group is None:
+            batches: Iterable[Any] = task.batches(n)
+            bar = progress_bar(f"epoch {n}/{r.epochs}", task.unit, task.size(), None if self.progress else False)
+        else:
+            torch.manual_seed(distributed.epoch_seed(r.seed, n, group.rank))
+            batches = task.rank_batches(n, group.rank, group.world)
+            bar = progress_bar(f"epoch {n}/{r.epochs} (rank 0 of {group.world})", "step", len(batches),
+                               None if self.progress else False)
+        for batch in batches:
             poll_threads()
             threads, steps = threads + torch.get_num_threads(), steps + 1
-            opt.zero_grad(set_to_none=True)
-            step = task.step(batch)
-            step.loss.backward()
-            if r.clip > 0:
-                nn.utils.clip_grad_norm_(task.model.parameters(), r.clip)
-            opt.step()
-            if self.ema is not None:
-                self.ema.update()
-            total += step.total
-            count += step.items
-            bar.update(step.done)
+            items, loss, done, stop = self.train_step(batch, t0)
+            total += loss
+            count += items
+            bar.update(done)
             bar.set_postfix(loss=f"{total / max(1, count):.3f}", refresh=False)
-            if r.stop_mid_epoch and self._out_of_time(time.perf_counter() - t0):
+            if stop:
                 partial = True
                 break
         bar.close()
         seconds = time.perf_counter() - t0
-        return Epoch(n, total / max(1, count), lr, {}, False, seconds, seconds, count, partial, threads / max(1, steps))
+        return Epoch(n, total / max(1, count), lr, {}, False, seconds, seconds, int(count), partial,
+                     threads / max(1, steps))
+
+    def train_step(self, batch: Any, t0: float = 0.0) -> tuple[float, float, int, bool]:
+        """One optimisation step: (items, summed loss, progress units, stop now) over all ranks.
+
+        Distributed: ``batch`` is this rank's share of the step (``None``: nothing this time).
+        """
+        r, task, opt = self.recipe, self.task, self.optimizer
+        opt.zero_grad(set_to_none=True)
+        timed_out = r.stop_mid_epoch and self.main and self._out_of_time(time.perf_counter() - t0)
+        if self.sync is None:
+            step = task.step(batch)
+            step.loss.backward()
+            items, total, done = float(step.items), step.total, step.done
+        else:
+            items, total, done = 0.0, 0.0, 1
+            if batch is not None:
+                step = task.step(batch)
+                (step.loss * step.items).backward()  # summed: the all-reduce divides by the global items
+                items, total = float(step.items), step.total
+            items, total, timed_out = self.sync.reduce(items, total, timed_out)
+        if r.clip > 0:
+            nn.utils.clip_grad_norm_(task.model.parameters(), r.clip)
+        opt.step()
+        if self.ema is not None:
+            self.ema.update()
+        if self.sync is None and r.stop_mid_epoch:
+            timed_out = self._out_of_time(time.perf_counter() - t0)
+        return items, total, done, timed_out
 
     def _score(self, epoch: Epoch) -> None:
         """Dev scores (with the averaged weights); keep the weights of an improvement."""
         s, task = self.state, self.task
         t0 = time.perf_counter()
+        if not self.main:  # rank 0 scores; the others learn the outcome from it
+            self._share_score(epoch)
+            return
         with averaged(self.ema):
             if task.has_dev:
                 epoch.dev = task.evaluate()
@@ -237,10 +305,24 @@ class Trainer:
             else:
                 s.bad_epochs += 1
         epoch.seconds += time.perf_counter() - t0
+        if self.group is not None:
+            self._share_score(epoch)
+
+    def _share_score(self, epoch: Epoch) -> None:
+        """Distributed: rank 0's verdict on ``epoch`` (and its clock, for the time limit) on every rank."""
+        assert self.group is not None
+        s = self.state
+        mine = (epoch.dev, epoch.improved, epoch.seconds, epoch.partial, s.best, s.best_epoch, s.bad_epochs)
+        shared = distributed.broadcast(mine, self.group)
+        if not self.main:
+            epoch.dev, epoch.improved, epoch.seconds, epoch.partial, s.best, s.best_epoch, s.bad_epochs = shared
+            if epoch.improved:
+                with averaged(self.ema):
+                    self._keep_best()
 
     def _keep_best(self) -> None:
         state = self.task.model.state_dict()
-        if self.run is not None:
+        if self.run is not None and self.main:
             self.run.save_weights(state)
         else:
             self._best = {k: v.detach().clone() for k, v in state.items()}
@@ -252,7 +334,7 @@ class Trainer:
         s.epoch = epoch.epoch
         epoch.row = task.row(epoch)
         s.history.append(epoch.row)
-        if self.run is not None:
+        if self.run is not None and self.main:
             self.run.append_history(epoch.row)
         if r.patience and s.bad_epochs >= r.patience:
             epoch.stop = f"no improvement for {r.patience} epochs"
@@ -261,7 +343,7 @@ class Trainer:
         elif epoch.epoch == r.epochs:
             epoch.stop = "last epoch"
         s.finished = epoch.stop is not None
-        if self.run is not None:
+        if self.run is not None and self.main:
             save_checkpoint(self.run.checkpoint, task.model, self.optimizer, s.info(), self.ema)
         dev = f" dev {task.headline} {epoch.dev[task.headline]:.4f}" if epoch.dev else ""
         rate = epoch.items / max(epoch.train_seconds, 1e-9)

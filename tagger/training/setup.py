@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from tagger.errors import TaggerError
+from tagger.training import distributed
 
 DEVICE_PATTERN = r"auto|cpu|cuda(:[0-9]+)?"
 
@@ -22,7 +23,9 @@ def setup(seed: int, device: str = "auto") -> str:
     """Seed torch; returns the resolved device.
 
     Call it before the model is built: the initial weights come from the seeded generator.
+    In a process started by torchrun it also joins the process group
+    (:func:`tagger.training.distributed.init`; a CUDA device becomes the local rank's GPU).
     """
-    resolved = resolve_device(device)
+    resolved = distributed.init(resolve_device(device))
     torch.manual_seed(seed)
     return resolved
