@@ -346,7 +346,7 @@ def report(res: dict, out: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--prepared", default="/tmp/s13/prep")
+    ap.add_argument("--prepared", help="a prepared CoNLL-2003 directory (default: WORKDIR/prep, prepared if absent)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--text-mb", type=int, default=32)
     ap.add_argument("--files", type=int, default=16)
@@ -357,7 +357,7 @@ def main() -> None:
     args = ap.parse_args()
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    prepared = Path(args.prepared)
+    prepared = Path(args.prepared or work / "prep")
     if not (prepared / "prepare.json").exists():
         prepared = work / "prep"
         if not (prepared / "prepare.json").exists():
