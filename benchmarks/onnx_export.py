@@ -70,26 +70,17 @@ def dir_bytes(path: Path, skip: tuple[str, ...] = ()) -> int:
     return sum(p.stat().st_size for p in path.iterdir() if p.is_file() and p.name not in skip)
 
 
-def conll_column(path: Path, column: int) -> list[list[str]]:
-    out, cur = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("-DOCSTART-"):
-            if cur:
-                out.append(cur)
-                cur = []
-            continue
-        cur.append(line.split()[column])
-    if cur:
-        out.append(cur)
-    return out
-
-
 def conll_tags(path: Path) -> list[list[str]]:
-    return conll_column(path, -1)
+    """The last column of each sentence (a prediction file's tags)."""
+    from tagger.formats.conll import iter_conll
+
+    return [s.labels or [] for s in iter_conll(path, label_column=-1)]
 
 
 def conll_tokens(path: Path) -> list[list[str]]:
-    return conll_column(path, 0)
+    from tagger.formats.conll import iter_conll
+
+    return [s.tokens for s in iter_conll(path, label_column=None)]
 
 
 def main() -> None:
