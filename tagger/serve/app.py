@@ -117,14 +117,14 @@ def create_app(service: Service) -> FastAPI:
         """Liveness and load: requests waiting, model calls so far."""
         assert batcher is not None
         s = batcher.stats
-        return _json({"status": "ok", "model": service.model_dir.name, "runtime": service.runtime,
+        return _json({"status": "ok", "model": service.info["name"], "runtime": service.runtime,
                       "waiting": batcher.waiting, "calls": s.calls, "requests": s.requests,
                       "largest_call": s.largest_call, "uptime_s": round(time.time() - started, 1)})
 
     @app.get("/model")
     async def model() -> Response:
         """The model: labels, task, scheme, version, architecture, training summary and the server's limits."""
-        return _json(service.info())
+        return _json(service.info)
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:

@@ -8,7 +8,6 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tagger.errors import TaggerError
 from tagger.runtime import load_predictor
 from tagger.serve.options import ServeOptions
 from tagger.serve.service import Service
@@ -38,8 +37,6 @@ def serve(model_dir: str | os.PathLike, options: ServeOptions, announce: Callabl
     from tagger.serve.app import create_app
 
     options.validate()
-    if not Path(model_dir).is_dir():
-        raise TaggerError(f"{model_dir}: not a model directory")
     service = load_service(model_dir, options)  # a bad model directory fails here, before anything listens
     host = f"[{options.host}]" if ":" in options.host else options.host
     common = dict(host=options.host, port=options.port, log_level="info", access_log=options.access_log,

@@ -8,6 +8,7 @@ same input.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -48,8 +49,9 @@ class Service:
         self._threads: Threads | None = None
 
     # ---- model facts
+    @functools.cached_property
     def info(self) -> dict:
-        """What ``GET /model`` answers."""
+        """What ``GET /model`` answers (read once: the model does not change while it is served)."""
         p, cfg = self.predictor, self.predictor.config
         summary = _read_json(self.model_dir / "train_summary.json")
         training = cfg.get("training") or {}

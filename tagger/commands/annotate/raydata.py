@@ -214,7 +214,6 @@ class Annotator:
 
     def __init__(self, model: list, options: AnnotateOptions) -> None:
         import ray
-        import torch
 
         from tagger.commands.annotate.engine import Engine
         from tagger.runtime import load_predictor
@@ -222,7 +221,6 @@ class Annotator:
         files = model[0]
         if isinstance(files, ray.ObjectRef):
             files = ray.get(files)
-        torch.set_num_threads(options.threads or 1)
         self._dir = tempfile.mkdtemp(prefix="tagger-model-")
         for name, data in files.items():
             path = Path(self._dir) / name
