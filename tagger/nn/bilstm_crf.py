@@ -67,7 +67,7 @@ class CharCNN(nn.Module):
         """``(tokens, filters)`` for character ids ``(tokens, max_chars)`` (0 = padding, after the characters)."""
         tokens, width = chars.shape
         if tokens == 0:
-            return self.conv.bias.new_zeros(0, self.out_dim)  # (0, filters)
+            return self.conv.weight.new_zeros(0, self.out_dim)  # (0, filters)
         k = self.conv.kernel_size[0]
         gap = k // 2
         lengths = (chars != 0).sum(1)  # (tokens,)
