@@ -13,16 +13,19 @@ The forward algorithm runs in probability space, rescaled at every step::
 
 so a step is one ``(batch, T) @ (T, T)`` product and three element-wise operations, where the
 log-space recursion needs a ``(batch, T, T)`` log-sum-exp and autograd records a dozen
-operations per step. The gradient comes from the backward recursion (rescaled the same way,
-``b_t`` proportional to ``E @ (b_{t+1} * exp(x_{t+1} - m_{t+1}))``) instead of autograd:
+operations per step. The gradient comes from the backward recursion instead of autograd, run in
+the same loop as the forward one (step ``s`` advances ``a_s`` and ``g_{L-1-s}`` together: one
+``(2, batch, T) @ (2, T, T)`` product), on ``g_t = b_t * e_t`` rescaled the same way::
 
-    d log Z / d x[t, j]  = a_t[j] b_t[j] / sum_k a_t[k] b_t[k]                  (tag marginals)
-    d log Z / d A[i, j]  = sum_t a_{t-1}[i] E[i, j] e_t[j] b_t[j] / (a_{t-1} @ E . e_t b_t)   (pair marginals)
+    g_t = (g_{t+1} @ E^T) * e_t,  and g_t = e_t at each sequence's last position
+    d log Z / d x[t, j]  = (a_{t-1} @ E)[j] g_t[j] / sum_k (a_{t-1} @ E)[k] g_t[k]     (tag marginals; 1 for a_{-1} @ E)
+    d log Z / d A[i, j]  = sum_t a_{t-1}[i] E[i, j] g_t[j] / ((a_{t-1} @ E) . g_t)     (pair marginals)
 
 with ``e_t = exp(x_t - m_t)``. Both are normalised per position, so no ``log Z`` enters them and
-they stay accurate in float32. A row whose scaling factor ``z_t`` underflows (possible only when
-disallowed transitions carry the constraint penalty and the emissions favour them by ~90 nats)
-is reported as not ``ok``; its gradient here is 0 and the caller recomputes it in log space.
+they stay accurate in float32; the backward pass is a few whole-tensor operations. A row whose
+scaling factor underflows (possible only when disallowed transitions carry the constraint
+penalty and the emissions favour them by ~90 nats) is reported as not ``ok``; its gradient here
+is 0 and the caller recomputes it in log space.
 """
 
 from __future__ import annotations
@@ -39,52 +42,57 @@ _TINY = 1e-30  # a scaling factor below this has lost float32 precision: recompu
 class _LogPartition(torch.autograd.Function):
     @staticmethod
     def forward(ctx: FunctionCtx, x: Tensor, lengths: Tensor, trans: Tensor) -> tuple[Tensor, Tensor]:
-        batch, seq_len, n = x.shape
-        xt = x.detach().transpose(0, 1)  # (seq_len, batch, T) time-major: each step's rows are contiguous
-        m = xt.amax(2, keepdim=True)  # (seq_len, batch, 1)
+        seq_len = x.shape[1]
+        xt = x.detach().transpose(0, 1)  # (seq_len, batch, T) time-major
+        m = x.detach().amax(2, keepdim=True).transpose(0, 1)  # (seq_len, batch, 1)
         e = (xt - m).exp_()  # (seq_len, batch, T)
         tmax = trans.detach().max()
         big_e = (trans.detach() - tmax).exp()  # (T, T)
-        alphas = torch.empty_like(e)  # (seq_len, batch, T), each row sums to 1
-        z = torch.empty(seq_len, batch, 1, dtype=x.dtype, device=x.device)  # (seq_len, batch, 1)
-        torch.sum(e[0], 1, keepdim=True, out=z[0])
-        torch.div(e[0], z[0], out=alphas[0])
-        for t in range(1, seq_len):
-            a = torch.mm(alphas[t - 1], big_e).mul_(e[t])  # (batch, T)
-            torch.sum(a, 1, keepdim=True, out=z[t])
-            torch.div(a, z[t], out=alphas[t])
         steps = torch.arange(seq_len, device=x.device)  # (seq_len,)
         valid = steps[:, None] < lengths[None, :]  # (seq_len, batch)
-        z, m = z.squeeze(2), m.squeeze(2)  # (seq_len, batch) each
-        log_z = torch.where(valid, z.log() + m, 0.0).sum(0) + (lengths - 1).to(x.dtype) * tmax  # (batch,)
-        ok = torch.isfinite(log_z) & (torch.where(valid, z, 1.0).amin(0) > _TINY)  # (batch,)
-        ctx.save_for_backward(alphas, e, big_e, lengths, valid, ok)
+        is_last = (steps[:, None] == (lengths - 1)[None, :]).unsqueeze(2)  # (seq_len, batch, 1)
+        # Both recursions in one loop, step s running alpha_s (side 0) and gamma_{L-1-s} (side 1): one
+        # (2, batch, T) @ (2, T, T) product a step.
+        both = torch.stack([big_e, big_e.t()])  # (2, T, T): from->to for alphas, to->from for gammas
+        factors = torch.stack([e, e.flip(0)], 1)  # (seq_len, 2, batch, T)
+        resets = is_last.flip(0)  # (seq_len, batch, 1): step s's gamma position is its row's last
+        pre = torch.empty_like(factors)  # (seq_len, 2, batch, T): before the emission factor
+        out = torch.empty_like(factors)  # (seq_len, 2, batch, T): normalised alphas / gammas
+        z = torch.empty(seq_len, 2, x.shape[0], 1, dtype=x.dtype, device=x.device)  # (seq_len, 2, batch, 1)
+        pre[0].fill_(1.0)
+        # Views of every step made at once (indexing in the loop would cost more than the arithmetic).
+        pre_s, out_s, z_s, fac_s = pre.unbind(0), out.unbind(0), z.unbind(0), factors.unbind(0)
+        pre_g, reset_s = pre[:, 1].unbind(0), resets.unbind(0)
+        for s in range(seq_len):
+            if s:
+                torch.bmm(out_s[s - 1], both, out=pre_s[s])  # (2, batch, T)
+                pre_g[s].masked_fill_(reset_s[s], 1.0)  # b = 1 at each row's last position
+            torch.mul(pre_s[s], fac_s[s], out=out_s[s])
+            torch.sum(out_s[s], 2, keepdim=True, out=z_s[s])
+            out_s[s].div_(z_s[s])
+        za, zg = z[:, 0, :, 0], z[:, 1, :, 0].flip(0)  # (seq_len, batch) each: alphas' and gammas' scales
+        log_z = torch.where(valid, za.log() + m.squeeze(2), 0.0).sum(0) + (lengths - 1).to(x.dtype) * tmax  # (batch,)
+        smallest = torch.minimum(torch.where(valid, za, 1.0), torch.where(valid, zg, 1.0)).amin(0)  # (batch,)
+        ok = torch.isfinite(log_z) & (smallest > _TINY)  # (batch,)
+        ctx.save_for_backward(pre, out, big_e, valid, ok)
         ctx.mark_non_differentiable(ok)
         return log_z, ok
 
     @staticmethod
     def backward(ctx: FunctionCtx, grad: Tensor, _grad_ok: Tensor) -> tuple[Tensor, None, Tensor]:
-        alphas, e, big_e, lengths, valid, ok = ctx.saved_tensors  # type: ignore[attr-defined]
-        seq_len, batch, n = alphas.shape
-        steps = torch.arange(seq_len, device=alphas.device)  # (seq_len,)
-        is_last = (steps[:, None] == (lengths - 1)[None, :]).unsqueeze(2)  # (seq_len, batch, 1)
-        betas = torch.empty_like(alphas)  # (seq_len, batch, T), each row sums to 1
-        uniform = alphas.new_full((batch, n), 1.0 / n)  # (batch, T): b at each sequence's last position
-        betas[seq_len - 1] = uniform
-        big_e_t = big_e.t()  # (to, from)
-        for t in range(seq_len - 2, -1, -1):
-            b = torch.mm(betas[t + 1] * e[t + 1], big_e_t)  # (batch, T)
-            b = b / b.sum(1, keepdim=True)
-            torch.where(is_last[t], uniform, b, out=betas[t])
+        pre, out, big_e, valid, ok = ctx.saved_tensors  # type: ignore[attr-defined]
+        n = big_e.shape[0]
+        alphas = out[:, 0]  # (seq_len, batch, T)
+        gammas = out[:, 1].flip(0)  # (seq_len, batch, T): b_t * e_t, rescaled
         weight = torch.where(ok, grad, 0.0)  # (batch,)
         mask = (valid & ok[None, :]).unsqueeze(2)  # (seq_len, batch, 1); rows not ok may hold NaN
-        tag = alphas * betas  # (seq_len, batch, T)
+        tag = pre[:, 0] * gammas  # (seq_len, batch, T): (a_{t-1} @ E) e_t b_t up to a factor per position
         tag = torch.where(mask, tag / tag.sum(2, keepdim=True), 0.0) * weight[None, :, None]
         grad_x = tag.transpose(0, 1)  # (batch, seq_len, T)
         # Pair marginals of positions t-1, t (empty when seq_len is 1: a zero gradient).
         prev = alphas[:-1]  # (seq_len-1, batch, T)
-        nxt = e[1:] * betas[1:]  # (seq_len-1, batch, T)
-        norm = (torch.matmul(prev, big_e) * nxt).sum(2, keepdim=True)  # (seq_len-1, batch, 1)
+        nxt = gammas[1:]  # (seq_len-1, batch, T)
+        norm = (pre[1:, 0] * nxt).sum(2, keepdim=True)  # (seq_len-1, batch, 1): pre[t, 0] = a_{t-1} @ E
         scale = torch.where(mask[1:], weight[None, :, None] / norm, 0.0)  # (seq_len-1, batch, 1)
         prev = torch.where(mask[1:], prev * scale, 0.0).reshape(-1, n)  # (steps, T)
         nxt = torch.where(mask[1:], nxt, 0.0).reshape(-1, n)  # (steps, T)
