@@ -14,7 +14,7 @@ from torch import nn
 from tagger.errors import TaggerError
 from tagger.options import option, to_toml
 from tagger.training.loop import Recipe, Step, Task, Trainer
-from tagger.training.optim import constant, decay_on_plateau, inverse_decay
+from tagger.training.optim import clip_gradients, constant, decay_on_plateau, inverse_decay
 from tagger.training.resume import resumed_options
 from tagger.training.rundir import RunDir
 from tagger.training.setup import setup
@@ -129,3 +129,18 @@ def test_resume_accepts_saved_values_and_names_the_saved_value_of_a_conflict(tmp
         resumed_options(ToyOptions, saved, "toy", {"seed": 12})
     with pytest.raises(TaggerError, match=r"^--no-crf conflicts with the saved configuration \(crf = true\)"):
         resumed_options(ToyOptions, saved, "toy", {"crf": False})
+
+
+@pytest.mark.parametrize("max_norm", [0.05, 1e6])
+def test_clip_gradients_matches_torch(max_norm):
+    torch.manual_seed(0)
+    nets = [nn.Linear(4, 3) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    x = torch.randn(5, 4)
+    for net in nets:
+        net(x).pow(2).sum().backward()
+    expected = nn.utils.clip_grad_norm_(nets[0].parameters(), max_norm)
+    assert clip_gradients(nets[1].parameters(), max_norm) == pytest.approx(float(expected), rel=1e-6)
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad)
+    assert clip_gradients([nn.Parameter(torch.zeros(2))], 1.0) == 0.0  # no gradients at all

@@ -32,7 +32,7 @@ from tagger.threads import poll as poll_threads
 from tagger.training import distributed
 from tagger.training.checkpoint import load_checkpoint, save_checkpoint
 from tagger.training.ema import WeightEMA, averaged
-from tagger.training.optim import Schedule, make_optimizer
+from tagger.training.optim import Schedule, clip_gradients, make_optimizer
 from tagger.training.progress import progress_bar
 from tagger.training.rundir import RunDir
 
@@ -276,7 +276,7 @@ class Trainer:
                 items, total = float(step.items), step.total
             items, total, timed_out = self.sync.reduce(items, total, timed_out)
         if r.clip > 0:
-            nn.utils.clip_grad_norm_(task.model.parameters(), r.clip)
+            clip_gradients(task.model.parameters(), r.clip)
         opt.step()
         if self.ema is not None:
             self.ema.update()

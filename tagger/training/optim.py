@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -35,6 +35,24 @@ def make_optimizer(model: nn.Module, name: str, lr: float, momentum: float = 0.9
         return build(fused=True)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or dtype
         return build(fused=None)
+
+
+def clip_gradients(params: Iterable[torch.Tensor], max_norm: float) -> float:
+    """Scale the gradients so that their joint 2-norm is at most ``max_norm``; returns the norm before.
+
+    The rule of ``torch.nn.utils.clip_grad_norm_`` (scale by ``max_norm / (norm + 1e-6)`` when that
+    is below 1), but the gradients are rewritten only when they are scaled: ``clip_grad_norm_``
+    multiplies them every step (by 1.0 when the norm is small), a second pass over the dense
+    embedding gradient that most steps do not need.
+    """
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = float(nn.utils.get_total_norm(grads))
+    coef = max_norm / (total + 1e-6)
+    if coef < 1.0:
+        torch._foreach_mul_(grads, coef)
+    return total
 
 
 def constant(base: float) -> Schedule:

@@ -276,11 +276,15 @@ def run_jobs(predictor: Tagger, jobs: list[Job], options: AnnotateOptions,
     ok = False
     try:
         with paused_gc():  # a chunk's objects are not walked over and over (tagger.collector)
+            finished = False
             for group, sents in chunks:
+                if finished:  # cycles of finished chunks go before the next one (none after the last)
+                    collect_young()
+                    finished = False
                 pending.append((group, sents, engine.submit(sents) if sents else None))
                 while len(pending) >= engine.window:
                     finish(*pending.popleft())
-                    collect_young()
+                    finished = True
             while pending:
                 finish(*pending.popleft())
         ok = True
