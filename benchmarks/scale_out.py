@@ -178,13 +178,13 @@ def make_text(work: Path, mb: int, files: int, seed: int = 1) -> tuple[Path, int
     """Raw text of CoNLL-2003 training sentences, shuffled and repeated to ``mb`` MB, in ``files`` files."""
     from tagger.formats.conll import iter_conll
 
-    sents = [" ".join(s.tokens) for s in iter_conll(CONLL / "eng.train", label_column=None) if s.tokens]
-    rng = random.Random(seed)
-    target = mb * 1024 * 1024
     d = work / f"text-{mb}mb-{files}"
     stamp = d / ".complete"
     if stamp.exists():
         return d, int(stamp.read_text())
+    sents = [" ".join(s.tokens) for s in iter_conll(CONLL / "eng.train", label_column=None) if s.tokens]
+    rng = random.Random(seed)
+    target = mb * 1024 * 1024
     shutil.rmtree(d, ignore_errors=True)
     d.mkdir(parents=True)
     per_file = target // files
@@ -201,11 +201,9 @@ def make_text(work: Path, mb: int, files: int, seed: int = 1) -> tuple[Path, int
     return d, total
 
 
-def compare(ray_out: Path, local_out: Path, inputs: Path) -> dict:
-    """Ray records against the one-process records: byte-identical, or equal but for entity scores."""
-    from tagger.commands.annotate.raydata import assemble
-
-    got = assemble(ray_out)
+def compare(got: dict[str, bytes], local_out: Path, inputs: Path) -> dict:
+    """Ray records (``assemble`` output) against the one-process records: byte-identical, or equal but
+    for entity scores."""
     same = differ = score_only = 0
     worst = 0.0
     for src, data in got.items():
@@ -229,11 +227,9 @@ def compare(ray_out: Path, local_out: Path, inputs: Path) -> dict:
             "max_score_difference": worst, "records_differing": differ}
 
 
-def compare_per_file(model: Path, ray_out: Path, inputs: Path, work: Path, n: int = 2) -> dict:
-    """The first ``n`` files: Ray's records against ``tagger annotate FILE`` run on that file alone."""
-    from tagger.commands.annotate.raydata import assemble
-
-    got = assemble(ray_out)
+def compare_per_file(model: Path, got: dict[str, bytes], inputs: Path, work: Path, n: int = 2) -> dict:
+    """The first ``n`` files: Ray's records (``assemble`` output) against ``tagger annotate FILE`` run on
+    that file alone."""
     identical = []
     for src in sorted(got)[:n]:
         out = work / "per-file" / (Path(src).name + ".jsonl")
@@ -268,8 +264,11 @@ def annotation(model: Path, work: Path, mb: int, files: int) -> tuple[list[dict]
         rows.append(r)
         outs[(engine, workers)] = out
         print(f"  {r['tokens_per_s']:,} tokens/s (wall), peak {r['peak_pss_mb']} MB", flush=True)
-    checks: dict = {f"ray {w} vs local 1": compare(outs[("ray", w)], outs[("local", 1)], inputs) for w in (1, 2)}
-    checks["per_file"] = compare_per_file(model, outs[("ray", 2)], inputs, work)
+    from tagger.commands.annotate.raydata import assemble
+
+    got = {w: assemble(outs[("ray", w)]) for w in (1, 2)}  # each Ray output read once
+    checks: dict = {f"ray {w} vs local 1": compare(got[w], outs[("local", 1)], inputs) for w in (1, 2)}
+    checks["per_file"] = compare_per_file(model, got[2], inputs, work)
     return rows, info, checks
 
 

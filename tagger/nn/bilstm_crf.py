@@ -82,10 +82,10 @@ class CharCNN(nn.Module):
         windows = torch.cat([x[j : j + n] for j in range(k)], dim=1)  # (n, kernel*dim): row r = places r..r+k-1
         weight = self.conv.weight.permute(0, 2, 1).reshape(self.out_dim, -1)  # (filters, kernel*dim)
         h = nn.functional.linear(windows, weight, self.conv.bias)  # (n, filters): row r centred on place r+gap
+        empty = (lengths == 0)[:, None]  # (tokens, 1): tokens without characters
         rows = torch.where(real, place, start[:, None]) - gap  # (tokens, max_chars); padding repeats a real row
-        rows.masked_fill_((lengths == 0)[:, None], 0)  # a token without characters: any row (zeroed below)
-        out = h[rows].amax(1)  # (tokens, filters)
-        return out.masked_fill((lengths == 0)[:, None], 0.0)  # a token without characters: 0
+        rows.masked_fill_(empty, 0)  # an empty token: any row (its output is zeroed below)
+        return h[rows].amax(1).masked_fill(empty, 0.0)  # (tokens, filters)
 
 
 class CharLSTM(nn.Module):

@@ -49,8 +49,7 @@ class Group:
 
     rank: int
     world: int
-    local_rank: int = 0
-    local_world: int = 1
+    local_world: int = 1  # ranks on this host (they share its cores)
 
     @property
     def main(self) -> bool:
@@ -103,8 +102,7 @@ def current() -> Group | None:
     """The process group this process trains in, or ``None`` for single-process training."""
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() < 2:
         return None
-    return Group(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_RANK", 0),
-                 _env_int("LOCAL_WORLD_SIZE", dist.get_world_size()))
+    return Group(dist.get_rank(), dist.get_world_size(), _env_int("LOCAL_WORLD_SIZE", dist.get_world_size()))
 
 
 def is_main() -> bool:
@@ -116,12 +114,6 @@ def is_main() -> bool:
 def main_log(log: Callable[[str], None] | None) -> Callable[[str], None] | None:
     """``log`` in the process that logs (rank 0 or the only one), ``None`` in the other ranks."""
     return log if env_rank() == 0 else None
-
-
-def barrier() -> None:
-    """Wait for every rank (nothing outside distributed training)."""
-    if current() is not None:
-        dist.barrier()
 
 
 def shutdown() -> None:
@@ -151,10 +143,10 @@ class GradientSync:
     incomplete round) takes part with zero gradients and zero items.
     """
 
-    def __init__(self, model: nn.Module, group: Group) -> None:
-        self.group = group
+    def __init__(self, model: nn.Module) -> None:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.device = self.params[0].device if self.params else torch.device("cpu")
+        self.dtype = self.params[0].dtype if self.params else torch.float32
 
     def broadcast_parameters(self, model: nn.Module) -> None:
         """Rank 0's parameters on every rank."""
@@ -164,21 +156,16 @@ class GradientSync:
 
     def reduce(self, items: float, total: float, stop: bool) -> tuple[float, float, bool]:
         """All-reduce gradients and counters; returns the global (items, summed loss, stop)."""
-        dtype = self.params[0].dtype if self.params else torch.float32
         parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self.params]
-        counters = torch.tensor([items, total, 1.0 if stop else 0.0], dtype=dtype, device=self.device)
+        counters = torch.tensor([items, total, 1.0 if stop else 0.0], dtype=self.dtype, device=self.device)
         flat = torch.cat([*parts, counters])
         dist.all_reduce(flat)
         n_items, n_total, n_stop = flat[-3:].tolist()
         if n_items > 0:
             flat.div_(n_items)
         offset = 0
-        for p in self.params:
+        for p in self.params:  # the gradients become views of the reduced buffer (no copy back)
             n = p.numel()
-            g = flat[offset : offset + n].view_as(p)
-            if p.grad is None:
-                p.grad = g.clone()
-            else:
-                p.grad.copy_(g)
+            p.grad = flat[offset : offset + n].view_as(p)
             offset += n
         return n_items, n_total, n_stop > 0

@@ -171,7 +171,7 @@ class Trainer:
         if not self.main:
             self.say = lambda m: None
             self.progress = False
-        self.sync = distributed.GradientSync(task.model, self.group) if self.group is not None else None
+        self.sync = distributed.GradientSync(task.model) if self.group is not None else None
 
     # ------------------------------------------------------------------ the loop
 
@@ -263,12 +263,12 @@ class Trainer:
         """
         r, task, opt = self.recipe, self.task, self.optimizer
         opt.zero_grad(set_to_none=True)
-        timed_out = r.stop_mid_epoch and self.main and self._out_of_time(time.perf_counter() - t0)
         if self.sync is None:
             step = task.step(batch)
             step.loss.backward()
             items, total, done = float(step.items), step.total, step.done
-        else:
+        else:  # rank 0's clock decides for every rank, before the step
+            timed_out = r.stop_mid_epoch and self.main and self._out_of_time(time.perf_counter() - t0)
             items, total, done = 0.0, 0.0, 1
             if batch is not None:
                 step = task.step(batch)
@@ -280,8 +280,8 @@ class Trainer:
         opt.step()
         if self.ema is not None:
             self.ema.update()
-        if self.sync is None and r.stop_mid_epoch:
-            timed_out = self._out_of_time(time.perf_counter() - t0)
+        if self.sync is None:
+            timed_out = r.stop_mid_epoch and self._out_of_time(time.perf_counter() - t0)
         return items, total, done, timed_out
 
     def _score(self, epoch: Epoch) -> None:

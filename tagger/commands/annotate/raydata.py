@@ -56,6 +56,7 @@ from tagger.commands.annotate.items import Item
 from tagger.commands.annotate.jobs import Job, _walk
 from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
 from tagger.commands.annotate.rayparts import _abort, _commit, _datasink, _is_uri, _prepare_out, assemble, read_rows
+from tagger.commands.annotate.run import token_column
 from tagger.errors import InputError, TaggerError
 from tagger.formats.lines import open_binary
 
@@ -64,6 +65,8 @@ PART_FORMATS = ("jsonl", "parquet")
 TRAINING_ONLY = ("checkpoint.safetensors", "metrics.jsonl", "train_summary.json", "train.toml")
 #: The columns of an output row (and of a Parquet part).
 COLUMNS = ("source", "index", "line", "record", "error")
+#: The columns of the rows the actors return: the output columns and the counts of the summary.
+ROW_COLUMNS = (*COLUMNS, "fout", "sentences", "tokens", "split")
 
 
 def OUT_SCHEMA() -> Any:  # noqa: N802 - a constant, built when pyarrow is imported
@@ -144,7 +147,7 @@ def _parquet_as_jsonl(source: str) -> IO[bytes]:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(source if not _is_uri(source) else source)
+        table = pq.read_table(source)
     except Exception as exc:
         raise InputError(source, None, f"unreadable Parquet file ({exc})") from None
     if "text" not in table.column_names and "tokens" not in table.column_names:
@@ -247,12 +250,12 @@ class Annotator:
     def __call__(self, batch: Any) -> Any:
         import pyarrow as pa
 
-        out: dict[str, list] = {c: [] for c in (*COLUMNS, "fout", "sentences", "tokens", "split")}
+        out: dict[str, list] = {c: [] for c in ROW_COLUMNS}
 
         def add(source: str, index: int, line: int, record: bytes, error: str | None, fout: str,
                 sentences: int = 0, tokens: int = 0, split: int = 0) -> None:
-            for key, value in zip((*COLUMNS, "fout", "sentences", "tokens", "split"),
-                                  (source, index, line, record, error, fout, sentences, tokens, split)):
+            for key, value in zip(ROW_COLUMNS, (source, index, line, record, error, fout, sentences, tokens, split),
+                                  strict=True):
                 out[key].append(value)
 
         for row in batch.to_pylist():
@@ -352,17 +355,14 @@ def _reader(options: AnnotateOptions, column: int, chunk_size: int) -> Callable[
 
 
 def _token_column(packed: dict[str, bytes], options: AnnotateOptions) -> int:
-    """The CoNLL token column (as :func:`tagger.commands.annotate.run.token_column` picks it)."""
+    """The CoNLL token column, from the packed model's config.json (as in :func:`run.token_column`)."""
     if options.token_column is not None:
         return options.token_column
     try:
         config = json.loads(packed["config.json"])
     except (KeyError, ValueError):
         raise TaggerError("model directory without a readable config.json") from None
-    column = (config.get("data") or {}).get("token_column") or 0
-    if not isinstance(column, int) or isinstance(column, bool):
-        raise TaggerError(f"model config.json: data.token_column must be an integer, got {column!r}")
-    return column
+    return token_column(config, options)
 
 
 def _summary(returns: list[dict], n_files: int, seconds: float, options: AnnotateOptions,
@@ -375,7 +375,6 @@ def _summary(returns: list[dict], n_files: int, seconds: float, options: Annotat
         s.sentences += r["sentences"]
         s.tokens += r["tokens"]
         s.split += r["split"]
-        s.files += r["files"]
         failed.update(r["failed"])
         for p in r["problems"]:
             s.problem(p)

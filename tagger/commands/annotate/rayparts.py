@@ -57,7 +57,6 @@ class PartSink:
     def __init__(self, tmp: str, part_format: str) -> None:
         self.tmp = tmp
         self.part_format = part_format
-        self.result: dict = {}
 
     def write(self, blocks, ctx) -> dict:
         import pyarrow as pa
@@ -65,7 +64,7 @@ class PartSink:
         from pyarrow import fs as pafs
 
         stats: dict[str, Any] = {"records": 0, "errors": 0, "sentences": 0, "tokens": 0, "split": 0,
-                                 "files": 0, "failed": [], "problems": [], "parts": []}
+                                 "failed": [], "problems": [], "parts": []}
         tables = []
         for block in blocks:
             t = block if isinstance(block, pa.Table) else pa.Table.from_pandas(block)
@@ -78,8 +77,7 @@ class PartSink:
         keep = []
         for row in rows:
             if row["index"] < 0:
-                if row["error"] is None:
-                    stats["files"] += 1
+                if row["error"] is None:  # a file's end marker: counted from the inputs
                     continue
                 stats["failed"].append(row["source"])
                 stats["problems"].append(str(row["error"]))

@@ -70,11 +70,12 @@ class _Skip:
         self.error = error
 
 
-def token_column(predictor: Tagger, options: AnnotateOptions) -> int:
-    """The token column of CoNLL input: the option, else the model's training data's."""
+def token_column(config: dict, options: AnnotateOptions) -> int:
+    """The token column of CoNLL input: the option, else that of the training data of the model
+    whose ``config.json`` is ``config``."""
     if options.token_column is not None:
         return options.token_column
-    column = (predictor.config.get("data") or {}).get("token_column") or 0
+    column = (config.get("data") or {}).get("token_column") or 0
     if not isinstance(column, int) or isinstance(column, bool):
         raise ModelError(f"model config.json: data.token_column must be an integer, got {column!r}")
     return column
@@ -269,7 +270,7 @@ def run_jobs(predictor: Tagger, jobs: list[Job], options: AnnotateOptions,
 
     # Smaller chunks with several workers: a file of a few thousand sentences still keeps them all busy.
     chunk_size = options.chunk_size or (4096 if options.workers == 1 else 1024)
-    chunks = _chunks(_events(jobs, options, token_column(predictor, options)), chunk_size)
+    chunks = _chunks(_events(jobs, options, token_column(predictor.config, options)), chunk_size)
     if reads_ahead(options):
         chunks = _prefetch(chunks)
     pending: deque = deque()
