@@ -267,8 +267,7 @@ def train_classifier(
     task = ClassifierTask(_new_model(table, labels, opts, device), table, labels, train, tokens, inner, opts, device)
     if run is not None:
         run.check_saved(KIND, "vocab", task.config["vocab"], "training data")
-        if distributed.is_main():
-            run.create()
+        run.create()
     trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     trainer.restore_best()
@@ -277,8 +276,8 @@ def train_classifier(
     config["training"].update(best_epoch=summary["best_epoch"], best_dev_accuracy=summary["best_dev"])
     if cv is not None:
         config["training"]["cv"] = dict(cv)
-    if run is not None and distributed.is_main():
-        modeldir.write_config(run.path, KIND, config)
+    if run is not None:
+        run.write_config(KIND, config)
         run.write_summary(summary)
     return Classifier(task.model, table.lookup(), labels, config), summary
 

@@ -438,16 +438,15 @@ def train_generator(
     task = LMTask(model, train_ids, dev_ids, opts, device, config)
     if run is not None:
         run.check_saved(KIND, "vocab", config["vocab"], "training data")
-        if distributed.is_main():
-            run.create()
+        run.create()
     trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     trainer.restore_best()
     summary = {**trainer.summary(), "vocab_size": len(vocab), "train_tokens": len(train_ids) - 1}
     config["training"].update(best_epoch=summary["best_epoch"], best_dev_ppl=summary["best_dev"],
                               history=summary["history"], minutes=summary["minutes"])
-    if run is not None and distributed.is_main():
-        modeldir.write_config(run.path, KIND, config)
+    if run is not None:
+        run.write_config(KIND, config)
         run.write_summary(summary)
     return Generator(model, vocab, config), summary
 

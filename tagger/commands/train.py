@@ -217,12 +217,10 @@ def train(
     if "dev" not in prep.dataset:
         say("warning: no dev split; the model of the last epoch is kept")
     device = setup(opts.seed, opts.device)
-    if distributed.is_main():
-        run.create()
+    run.create()
     task = TaggerTask(prep, prepared_dir, opts, device)
     trainer = Trainer(task, opts.recipe(), run, log=say, progress=progress, threads=opts.threads)
     trainer.fit()
     summary = {"model": str(out), "task": prep.task, **trainer.summary()}
-    if distributed.is_main():
-        run.write_summary(summary)
+    run.write_summary(summary)
     return summary

@@ -30,7 +30,7 @@ from torch import nn
 from tagger.threads import Threads, available_cores
 from tagger.threads import poll as poll_threads
 from tagger.training import distributed
-from tagger.training.checkpoint import load_checkpoint, save_checkpoint
+from tagger.training.checkpoint import load_checkpoint
 from tagger.training.ema import WeightEMA, averaged
 from tagger.training.optim import Schedule, clip_gradients, make_optimizer
 from tagger.training.progress import progress_bar
@@ -167,7 +167,7 @@ class Trainer:
         self.state = LoopState()
         self._best: dict[str, torch.Tensor] | None = None  # best weights of a run without a directory
         self.group = distributed.current()  # None: single-process training
-        self.main = self.group is None or self.group.main  # the process that scores dev and writes files
+        self.main = self.group is None or self.group.main  # the process that scores dev and logs (and writes: RunDir)
         if not self.main:
             self.say = lambda m: None
             self.progress = False
@@ -215,10 +215,9 @@ class Trainer:
                 self.say(f"{run.path}: training had already finished (best epoch {s.best_epoch})")
                 return False
             self.say(f"resuming at epoch {s.epoch + 1}")
-        elif self.main:
+        else:
             run.start_files(self.task.write_files)
-        if self.main:
-            run.write_history(s.history)
+        run.write_history(s.history)
         if self.sync is not None:  # every rank read the same checkpoint; make sure they start equal
             self.sync.broadcast_parameters(self.task.model)
         return True
@@ -322,7 +321,7 @@ class Trainer:
 
     def _keep_best(self) -> None:
         state = self.task.model.state_dict()
-        if self.run is not None and self.main:
+        if self.run is not None:
             self.run.save_weights(state)
         else:
             self._best = {k: v.detach().clone() for k, v in state.items()}
@@ -334,7 +333,7 @@ class Trainer:
         s.epoch = epoch.epoch
         epoch.row = task.row(epoch)
         s.history.append(epoch.row)
-        if self.run is not None and self.main:
+        if self.run is not None:
             self.run.append_history(epoch.row)
         if r.patience and s.bad_epochs >= r.patience:
             epoch.stop = f"no improvement for {r.patience} epochs"
@@ -343,8 +342,8 @@ class Trainer:
         elif epoch.epoch == r.epochs:
             epoch.stop = "last epoch"
         s.finished = epoch.stop is not None
-        if self.run is not None and self.main:
-            save_checkpoint(self.run.checkpoint, task.model, self.optimizer, s.info(), self.ema)
+        if self.run is not None:
+            self.run.save_checkpoint(task.model, self.optimizer, s.info(), self.ema)
         dev = f" dev {task.headline} {epoch.dev[task.headline]:.4f}" if epoch.dev else ""
         rate = epoch.items / max(epoch.train_seconds, 1e-9)
         self.say(f"epoch {epoch.epoch}: loss {epoch.loss:.4f}{dev} lr {epoch.lr:.5g} {epoch.seconds:.1f}s "

@@ -4,6 +4,9 @@ Besides the model's own files (``config.json``, the best weights ``model.safeten
 a run keeps its options (``train.toml``), one ``metrics.jsonl`` row per epoch, the checkpoint of
 the last finished epoch and ``train_summary.json``. Every file but the appended metrics is
 written atomically, so a run killed at any moment leaves complete files and ``--resume`` goes on.
+
+In data-parallel training every rank holds a :class:`RunDir`, but only rank 0 writes
+(:attr:`RunDir.writes`): the others' write methods do nothing, so callers need no rank checks.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ from tagger import modeldir
 from tagger.errors import TaggerError
 from tagger.fsutil import atomic_write_bytes, atomic_write_json, os_error
 from tagger.options import check_fields, to_toml
+from tagger.training import distributed
+from tagger.training.checkpoint import save_checkpoint
+from tagger.training.ema import WeightEMA
 from tagger.training.resume import given_options, resumed_options
 
 if TYPE_CHECKING:
@@ -39,6 +45,8 @@ class RunDir:
     """The directory ``out`` of a new run (``force`` replaces an old one) or a resumed one.
 
     ``table`` names the TOML table of the saved options (``train``, ``classify``, ``generate``).
+    ``writes`` is False in the ranks of data-parallel training other than 0: their write methods
+    do nothing (reads work in every rank).
     """
 
     def __init__(self, out: str | Path, table: str, *, resume: bool = False, force: bool = False,
@@ -51,6 +59,7 @@ class RunDir:
         self.say = log or (lambda m: None)
         self.checkpoint = self.path / CHECKPOINT
         self.opts: Any = None  # the options of the run, once known
+        self.writes = distributed.is_main()
 
     @property
     def continuing(self) -> bool:
@@ -82,6 +91,8 @@ class RunDir:
 
     def create(self) -> None:
         """Make the directory: refuse an existing one unless forced or resuming."""
+        if not self.writes:
+            return
         out = self.path
         if out.exists() and not self.resume:
             if not self.force:
@@ -100,6 +111,8 @@ class RunDir:
 
     def start_files(self, write_files: Callable[[Path], None]) -> None:
         """Write the model's static files, then the options (their presence marks a started run)."""
+        if not self.writes:
+            return
         write_files(self.path)
         header = "effective training configuration (use it with --config)"
         atomic_write_bytes(self.path / OPTIONS, to_toml(self.opts, self.table, header).encode())
@@ -128,9 +141,13 @@ class RunDir:
         return rows
 
     def write_history(self, rows: list[dict]) -> None:
+        if not self.writes:
+            return
         atomic_write_bytes(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
     def append_history(self, row: dict) -> None:
+        if not self.writes:
+            return
         path = self.path / METRICS
         try:
             with open(path, "a") as fh:
@@ -141,13 +158,27 @@ class RunDir:
     # ------------------------------------------------------------------ weights and summary
 
     def save_weights(self, state: Mapping[str, torch.Tensor]) -> None:
-        modeldir.save_tensors(self.path / WEIGHTS, state)
+        if self.writes:
+            modeldir.save_tensors(self.path / WEIGHTS, state)
+
+    def save_checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict,
+                        ema: WeightEMA | None) -> None:
+        """The checkpoint of the epoch just finished (:func:`tagger.training.checkpoint.save_checkpoint`)."""
+        if self.writes:
+            save_checkpoint(self.checkpoint, model, optimizer, info, ema)
 
     def load_weights(self) -> dict[str, torch.Tensor]:
         return modeldir.load_tensors(self.path / WEIGHTS)
 
+    def write_config(self, kind: str, config: dict) -> None:
+        """The model's ``config.json`` (:func:`tagger.modeldir.write_config`)."""
+        if self.writes:
+            modeldir.write_config(self.path, kind, config)
+
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """``train_summary.json``: the summary without the per-epoch history."""
+        if not self.writes:
+            return
         atomic_write_json(self.path / SUMMARY, {k: v for k, v in summary.items() if k != "history"})
 
 
