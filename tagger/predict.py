@@ -18,11 +18,11 @@ from tagger.collector import paused_gc
 from tagger.errors import ModelError
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
 from tagger.nn.packed import PackedLayout
-from tagger.prediction import Entity, Prediction
+from tagger.prediction import Entity, ModelVocabulary, Prediction
 from tagger.spans import SpanReader
 from tagger.threads import governed
 from tagger.threads import poll as poll_threads
-from tagger.tokens import BATCH_TOKENS, casing, length_batches, model_featurizer
+from tagger.tokens import BATCH_TOKENS, casing, length_batches
 from tagger.vocab import Vocab, WordLookup
 
 WEIGHTS = "model.safetensors"
@@ -228,7 +228,7 @@ class TokenCache:
             return model.features(self._words[rows].to(dev), chars, self._casing[rows].to(dev))
 
 
-class Predictor:
+class Predictor(ModelVocabulary):
     """Tags token lists with a trained model: ``tagger.load(path).predict([[...], ...])``.
 
     ``threads`` (attribute): torch CPU threads while predicting; 0 (the default) = the cores
@@ -237,16 +237,9 @@ class Predictor:
     """
 
     def __init__(self, model: BiLSTMCRF, config: dict, extra_words: Sequence[str], device: str = "cpu") -> None:
+        super().__init__(config, extra_words)
         self.model = model
-        self.config = config
-        self.featurizer = model_featurizer(config, extra_words)
-        self.lookup, self.chars = self.featurizer.lookup, self.featurizer.chars
-        assert self.featurizer.labels is not None
-        self.labels = self.featurizer.labels
-        self.task: str = config["task"]
-        self.scheme: str = config["scheme"]
         self.device = device
-        self.threads = 0
         self.cache = TokenCache(model, self.lookup, self.featurizer.char_ids, device)
         itos = self.labels.itos
         self._o_id = itos.index("O") if "O" in itos else -1
@@ -256,10 +249,6 @@ class Predictor:
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> Predictor:
         model, cfg, extra = load_tagger(path, device)
         return cls(model, cfg, extra, device)
-
-    @property
-    def tag_names(self) -> list[str]:
-        return list(self.labels.itos)
 
     @property
     def has_crf(self) -> bool:

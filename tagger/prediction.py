@@ -10,6 +10,7 @@ from typing import Protocol
 
 from tagger import schemes
 from tagger.errors import TaggerError
+from tagger.tokens import model_featurizer
 from tagger.vocab import WordLookup
 
 
@@ -66,6 +67,25 @@ def finish(out: list[Prediction | None], task: str, own_scheme: str, scheme: str
             p.tags = p.tags_in(scheme)
             p.nbest = [(schemes.convert(t, own_scheme, scheme)[0], pr) for t, pr in p.nbest]
     return done
+
+
+class ModelVocabulary:
+    """What every predictor reads from a model's ``config.json``: its featurizer (word lookup,
+    characters, labels), task and tag scheme; ``threads`` starts at 0 (the runtime's choice)."""
+
+    def __init__(self, config: dict, extra_words: Sequence[str]) -> None:
+        self.config = config
+        self.featurizer = model_featurizer(config, extra_words)
+        self.lookup, self.chars = self.featurizer.lookup, self.featurizer.chars
+        assert self.featurizer.labels is not None
+        self.labels = self.featurizer.labels
+        self.task: str = config["task"]
+        self.scheme: str = config["scheme"]
+        self.threads = 0
+
+    @property
+    def tag_names(self) -> list[str]:
+        return list(self.labels.itos)
 
 
 class Tagger(Protocol):

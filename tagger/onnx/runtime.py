@@ -19,8 +19,8 @@ from tagger import prediction, schemes
 from tagger.errors import ModelError, TaggerError
 from tagger.fsutil import read_json
 from tagger.onnx import decode
-from tagger.prediction import Entity, Prediction
-from tagger.tokens import BATCH_TOKENS, casing, length_batches, model_featurizer
+from tagger.prediction import Entity, ModelVocabulary, Prediction
+from tagger.tokens import BATCH_TOKENS, casing, length_batches
 
 #: ``format`` and ``format_version`` of an ONNX directory's config.json (:mod:`tagger.onnx.export` writes it)
 ONNX_FORMAT = "tagger-onnx"
@@ -102,7 +102,7 @@ def read_onnx_dir(path: str | os.PathLike) -> tuple[dict, list[str], decode.Pote
     return cfg, [str(w) for w in extra], pot
 
 
-class OnnxPredictor:
+class OnnxPredictor(ModelVocabulary):
     """Tags token lists with an exported ONNX directory: ``OnnxPredictor.load(path).predict([[...], ...])``.
 
     ``threads`` (attribute): onnxruntime's intra-op threads (0 = its default, the physical cores).
@@ -114,14 +114,8 @@ class OnnxPredictor:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.config, extra_words, self.potentials = read_onnx_dir(self.path)
-        self.featurizer = model_featurizer(self.config, extra_words)
-        self.lookup, self.chars = self.featurizer.lookup, self.featurizer.chars
-        assert self.featurizer.labels is not None
-        self.labels = self.featurizer.labels
-        self.task: str = self.config["task"]
-        self.scheme: str = self.config["scheme"]
-        self.threads = 0
+        config, extra_words, self.potentials = read_onnx_dir(self.path)
+        super().__init__(config, extra_words)
         self._session = None
         self._session_key: tuple[int, int] | None = None
         self._inherited: list = []  # sessions of a parent process: never used, never destroyed here
@@ -133,10 +127,6 @@ class OnnxPredictor:
     @classmethod
     def load(cls, path: str | os.PathLike) -> OnnxPredictor:
         return cls(path)
-
-    @property
-    def tag_names(self) -> list[str]:
-        return list(self.labels.itos)
 
     @property
     def has_crf(self) -> bool:
