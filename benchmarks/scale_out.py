@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+from proctree import cpu_seconds, pss_mb, tree  # benchmarks/proctree.py (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 CONLL = SHARED / "conll2003"
@@ -60,64 +62,10 @@ def shown(cmd: list[str]) -> str:
         shlex.quote(sys.executable) + " -m torch.distributed.run", "torchrun")
 
 
-# --------------------------------------------------------------------------- memory of a process tree
-
-
-def _children() -> dict[int, list[int]]:
-    kids: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
-    return kids
-
-
-def _pss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _cpu_ticks(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])  # utime + stime
-    except (OSError, IndexError, ValueError):
-        return 0
-
-
-def tree(root: int) -> list[int]:
-    """``root`` and all its descendants."""
-    kids = _children()
-    todo, seen = [root], []
-    while todo:
-        pid = todo.pop()
-        seen.append(pid)
-        todo.extend(kids.get(pid, []))
-    return seen
-
-
-def tree_pss_mb(pids: list[int]) -> float:
-    """The PSS of these processes (MB)."""
-    return sum(_pss_kb(p) for p in pids) / 1024
-
-
 def timed(cmd: list[str], log: Path) -> dict:
     """Run ``cmd`` (output to ``log``), sampling its process tree every 0.5 s: PSS, CPU time, load."""
     peak, procs = 0.0, 0
-    cpu: dict[int, int] = {}  # the last CPU ticks seen of each process of the tree
+    cpu: dict[int, float] = {}  # the last CPU seconds seen of each process of the tree
     loads: list[float] = []
     t0 = time.perf_counter()
     with open(log, "wb") as fh:
@@ -128,9 +76,9 @@ def timed(cmd: list[str], log: Path) -> dict:
             nonlocal peak, procs
             while not stop.wait(0.5):
                 pids = tree(proc.pid)
-                mb = tree_pss_mb(pids)
+                mb = pss_mb(pids)
                 for p in pids:
-                    cpu[p] = max(cpu.get(p, 0), _cpu_ticks(p))
+                    cpu[p] = max(cpu.get(p, 0.0), cpu_seconds(p))
                 loads.append(os.getloadavg()[0])
                 if mb > peak:
                     peak, procs = mb, len(pids)
@@ -144,7 +92,7 @@ def timed(cmd: list[str], log: Path) -> dict:
     if code != 0:
         raise SystemExit(f"failed ({code}): {shown(cmd)}\n{log.read_text()[-3000:]}")
     return {"command": shown(cmd), "wall_s": round(wall, 1), "peak_pss_mb": round(peak), "processes_at_peak": procs,
-            "cpu_s": round(sum(cpu.values()) / os.sysconf("SC_CLK_TCK"), 1),
+            "cpu_s": round(sum(cpu.values()), 1),
             "mean_load": round(sum(loads) / max(1, len(loads)), 2)}
 
 

@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from proctree import cpu_seconds, rss_mb, tree  # benchmarks/proctree.py (this script's folder is on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,30 +43,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _tree(pid: int) -> list[int]:
-    """The process and its descendants (uvicorn's worker processes)."""
-    out = [pid]
-    try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return out
-    for k in kids:
-        out.extend(_tree(int(k)))
-    return out
-
-
-def _rss_mb(pid: int) -> float:
-    total = 0
-    for p in _tree(pid):
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
 
 
 def start_server(model: str, workers: int, runtime: str) -> tuple[subprocess.Popen, str]:
@@ -128,12 +106,12 @@ async def _load(url: str, bodies: list[bytes], clients: int, seconds: float, war
         async def watch_memory() -> None:
             nonlocal peak_rss
             while time.perf_counter() < t_end:
-                peak_rss = max(peak_rss, _rss_mb(server_pid))
+                peak_rss = max(peak_rss, rss_mb(tree(server_pid)))
                 await asyncio.sleep(0.25)
 
-        cpu0 = _cpu_seconds(server_pid)
+        cpu0 = sum(map(cpu_seconds, tree(server_pid)))
         await asyncio.gather(watch_memory(), *(one_client(k) for k in range(clients)))
-        cpu = _cpu_seconds(server_pid) - cpu0
+        cpu = sum(map(cpu_seconds, tree(server_pid))) - cpu0
     lat = sorted(latencies)
 
     def pct(q: float) -> float:
@@ -143,18 +121,6 @@ async def _load(url: str, bodies: list[bytes], clients: int, seconds: float, war
             "requests_per_s": len(lat) / seconds, "tokens_per_s": tokens / seconds, "p50_ms": pct(0.50),
             "p95_ms": pct(0.95), "p99_ms": pct(0.99), "server_rss_mb": peak_rss,
             "server_cpu_ms_per_request": 1000 * cpu / max(1, len(lat))}
-
-
-def _cpu_seconds(pid: int) -> float:
-    """CPU seconds used so far by the server's processes."""
-    total = 0.0
-    for p in _tree(pid):
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def batch_rate(model: str, texts: list[str]) -> float:
