@@ -336,7 +336,9 @@ def render_markdown(res: dict, plot: str | None = None) -> str:
     if meta.get("train_limit"):
         md += [f"**Smoke test: trained on the first {meta['train_limit']} sentences of eng.train only "
                "(`--train-limit`); training figures are not comparable with the floor.**", ""]
-    if meta.get("floor") and Path(meta["floor"]).resolve() != FLOOR.resolve():
+    # The issue's floor is the one of the shared folder that holds the data (``--data``'s parent).
+    issue_floor = Path(meta["floor_of_data"]) if meta.get("floor_of_data") else FLOOR
+    if meta.get("floor") and Path(meta["floor"]).resolve() != issue_floor.resolve():
         md += [f"**The floor script was replaced by `{meta['floor']}`: the ratios are not the issue's.**", ""]
     md += [f"Shapes: small {meta['shapes']['small']}, defaults' {meta['shapes']['default']}.", ""]
     for name, cond in res["conditions"].items():
@@ -772,7 +774,8 @@ def run_all(args: argparse.Namespace, b: Bench, argv: list[str]) -> dict:
     if args.time_to_accuracy:
         tta = time_to_accuracy(b, prep, args.time_to_accuracy, args.short_budget)
     command = "python " + shlex.join([os.path.relpath(__file__, ROOT), *argv])
-    meta = {"command": command, "floor": str(b.floor), "epochs": args.epochs, "train_limit": args.train_limit,
+    meta = {"command": command, "floor": str(b.floor), "floor_of_data": str(args.data.parent / "bench" / "floor.py"),
+            "epochs": args.epochs, "train_limit": args.train_limit,
             "shapes": shapes, "testb_tokens": testb["tokens"], "testb_sentences": testb["sentences"],
             "workdir": str(b.work),
             "machine": machine_info(b.env, load_start)}

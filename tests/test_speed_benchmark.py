@@ -119,3 +119,14 @@ def test_warnings_name_floor_drift_and_a_busy_machine():
     assert any("default-shape floor epoch moved from 4.20 to 10.00" in w for w in warnings)
     assert any(w.startswith("not idle: other processes kept 1.20 cores busy") for w in warnings)
     assert not any("not idle" in w for w in speed().condition_warnings(cond, idle=False))
+
+
+def test_report_says_when_the_floor_is_not_the_one_beside_the_data():
+    meta = {"command": "python benchmarks/speed.py", "epochs": 3, "testb_tokens": 46435,
+            "shapes": {"small": {}, "default": {}}, "machine": {"nproc": 2},
+            "floor": "/elsewhere/shared/bench/floor.py", "floor_of_data": "/elsewhere/shared/bench/floor.py"}
+    res = {"meta": meta, "conditions": {"idle": _condition(3.0, 120000.0)}, "time_to_accuracy": None,
+           "commands": []}
+    assert "was replaced" not in speed().render_markdown(res)  # run from another checkout, same shared folder
+    meta["floor"] = "/tmp/my_floor.py"
+    assert "The floor script was replaced by `/tmp/my_floor.py`" in speed().render_markdown(res)
