@@ -144,3 +144,18 @@ def test_clip_gradients_matches_torch(max_norm):
     for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
         torch.testing.assert_close(a.grad, b.grad)
     assert clip_gradients([nn.Parameter(torch.zeros(2))], 1.0) == 0.0  # no gradients at all
+
+
+def test_a_run_dir_outside_rank_0_writes_nothing(tmp_path):
+    run = RunDir(tmp_path / "out", "toy")
+    assert run.writes  # a single process is rank 0
+    run.writes = False  # as in another rank of data-parallel training
+    run.create()
+    run.write_history([{"epoch": 1}])
+    run.save_weights({"w": torch.zeros(2)})
+    run.write_summary({"best_epoch": 1})
+    assert not (tmp_path / "out").exists()
+    run.writes = True
+    run.create()
+    run.write_summary({"best_epoch": 1, "history": []})
+    assert json.loads((tmp_path / "out" / "train_summary.json").read_text()) == {"best_epoch": 1}

@@ -12,6 +12,7 @@ In data-parallel training every rank holds a :class:`RunDir`, but only rank 0 wr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -33,12 +34,24 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 T = TypeVar("T", bound="DataclassInstance")
+F = TypeVar("F", bound=Callable[..., None])
 
 CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
 OPTIONS = "train.toml"
 SUMMARY = "train_summary.json"
 WEIGHTS = "model.safetensors"
+
+
+def _rank0(method: F) -> F:
+    """A write method of :class:`RunDir`: it does nothing where the run dir does not write."""
+
+    @functools.wraps(method)
+    def write(self: RunDir, *args: Any, **kwargs: Any) -> None:
+        if self.writes:
+            method(self, *args, **kwargs)
+
+    return write  # type: ignore[return-value]
 
 
 class RunDir:
@@ -89,10 +102,9 @@ class RunDir:
                  if self.restart else f"resuming from {self.checkpoint} with the saved configuration {saved}")
         return resumed
 
+    @_rank0
     def create(self) -> None:
         """Make the directory: refuse an existing one unless forced or resuming."""
-        if not self.writes:
-            return
         out = self.path
         if out.exists() and not self.resume:
             if not self.force:
@@ -109,10 +121,9 @@ class RunDir:
                 with contextlib.suppress(OSError):
                     stale.unlink()
 
+    @_rank0
     def start_files(self, write_files: Callable[[Path], None]) -> None:
         """Write the model's static files, then the options (their presence marks a started run)."""
-        if not self.writes:
-            return
         write_files(self.path)
         header = "effective training configuration (use it with --config)"
         atomic_write_bytes(self.path / OPTIONS, to_toml(self.opts, self.table, header).encode())
@@ -140,14 +151,12 @@ class RunDir:
                 rows.append(row)
         return rows
 
+    @_rank0
     def write_history(self, rows: list[dict]) -> None:
-        if not self.writes:
-            return
         atomic_write_bytes(self.path / METRICS, "".join(json.dumps(r) + "\n" for r in rows).encode())
 
+    @_rank0
     def append_history(self, row: dict) -> None:
-        if not self.writes:
-            return
         path = self.path / METRICS
         try:
             with open(path, "a") as fh:
@@ -157,28 +166,27 @@ class RunDir:
 
     # ------------------------------------------------------------------ weights and summary
 
+    @_rank0
     def save_weights(self, state: Mapping[str, torch.Tensor]) -> None:
-        if self.writes:
-            modeldir.save_tensors(self.path / WEIGHTS, state)
+        modeldir.save_tensors(self.path / WEIGHTS, state)
 
+    @_rank0
     def save_checkpoint(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, info: dict,
                         ema: WeightEMA | None) -> None:
         """The checkpoint of the epoch just finished (:func:`tagger.training.checkpoint.save_checkpoint`)."""
-        if self.writes:
-            save_checkpoint(self.checkpoint, model, optimizer, info, ema)
+        save_checkpoint(self.checkpoint, model, optimizer, info, ema)
 
     def load_weights(self) -> dict[str, torch.Tensor]:
         return modeldir.load_tensors(self.path / WEIGHTS)
 
+    @_rank0
     def write_config(self, kind: str, config: dict) -> None:
         """The model's ``config.json`` (:func:`tagger.modeldir.write_config`)."""
-        if self.writes:
-            modeldir.write_config(self.path, kind, config)
+        modeldir.write_config(self.path, kind, config)
 
+    @_rank0
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         """``train_summary.json``: the summary without the per-epoch history."""
-        if not self.writes:
-            return
         atomic_write_json(self.path / SUMMARY, {k: v for k, v in summary.items() if k != "history"})
 
 
