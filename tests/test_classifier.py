@@ -232,8 +232,15 @@ def test_cross_validate_reports_each_fold():
     res = cross_validate(synthetic(90, seed=6), 3, ClassifierOptions(**{**FAST, "epochs": 12}))
     assert [f["test"] for f in res["folds"]] == [30, 30, 30]
     assert all(f["train"] == 60 for f in res["folds"])
+    assert all(f["dev_accuracy"] is None for f in res["folds"])  # FAST has no inner dev split
     assert res["mean_accuracy"] == pytest.approx(sum(f["accuracy"] for f in res["folds"]) / 3)
     assert res["mean_accuracy"] > 0.8 and res["std_accuracy"] >= 0
+
+
+def test_cross_validation_folds_record_the_inner_dev_score_that_picked_their_epoch():
+    res = cross_validate(synthetic(60, seed=6), 2, ClassifierOptions(**{**FAST, "epochs": 4, "dev_fraction": 0.2}))
+    assert all(0.0 <= f["dev_accuracy"] <= 1.0 for f in res["folds"])
+    assert all(1 <= f["best_epoch"] <= f["epochs"] <= 4 for f in res["folds"])
 
 
 def test_scores_and_confusion():

@@ -351,7 +351,8 @@ def cross_validate(
         acc = evaluate(clf, test, opts.eval_batch_size)["accuracy"]
         seconds = round(time.perf_counter() - t_fold, 2)
         results.append({"fold": f, "train": len(train), "test": len(test), "accuracy": acc,
-                        "best_epoch": summary["best_epoch"], "epochs": summary["epochs"], "seconds": seconds})
+                        "dev_accuracy": summary["best_dev"], "best_epoch": summary["best_epoch"],
+                        "epochs": summary["epochs"], "seconds": seconds})
         say(f"fold {f}/{k}: accuracy {acc:.4f} (best epoch {summary['best_epoch']}, {seconds:.0f}s)")
     accs = np.array([r["accuracy"] for r in results])
     return {

@@ -1,0 +1,144 @@
+"""``benchmarks/accuracy.py``: a task's pipeline run per seed, read back, merged and reported."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PIPELINE = """
+[pipeline]
+name = "tiny"
+
+[vars]
+SEED = "1"
+
+[[stages]]
+name = "prepare"
+command = "prepare"
+[stages.options]
+train = "${DATA}/train.conll"
+dev = "${DATA}/dev.conll"
+test = "${DATA}/test.conll"
+embeddings = "none"
+embedding_dim = 8
+
+[[stages]]
+name = "train"
+command = "train"
+args = ["${stages.prepare.out}"]
+[stages.options]
+seed = "${SEED}"
+epochs = 2
+hidden = 8
+char_encoder = "none"
+threads = 1
+
+[[stages]]
+name = "evaluate"
+command = "evaluate"
+args = ["${stages.train.out}"]
+[stages.options]
+data = "${DATA}/test.conll"
+threads = 1
+
+[[stages]]
+name = "annotate"
+command = "annotate"
+args = ["${stages.train.out}", "${DATA}/news.txt"]
+out = "news.jsonl"
+"""
+
+
+@functools.cache
+def accuracy():
+    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # its dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def tiny_task(tmp_path, monkeypatch):
+    acc = accuracy()
+    pipe = tmp_path / "tiny.toml"
+    pipe.write_text(PIPELINE)
+    spec = acc.TaskSpec("Tiny NER", pipe, "tagger", "f1", 50.0, "evaluate",
+                        ("train.conll", "dev.conll", "test.conll"), (("Somebody 2020", "12.3"),), per_type=True)
+    monkeypatch.setitem(acc.TASKS, "tiny", spec)
+    return spec
+
+
+def test_each_seed_runs_the_pipeline_and_the_report_has_every_run(tmp_path, tiny_task):
+    acc = accuracy()
+    out, work = tmp_path / "reports" / "accuracy", tmp_path / "work"
+    args = ["--task", "tiny", "--data", str(ROOT / "data" / "sample"), "--workdir", str(work), "--out", str(out)]
+    assert acc.main([*args, "--seeds", "1", "2"]) == 0
+    res = json.loads(out.with_suffix(".json").read_text())["tiny"]
+    assert [r["seed"] for r in res["runs"]] == [1, 2]
+    for r in res["runs"]:
+        assert 0.0 <= r["dev"] <= 100.0 and 0.0 <= r["test"] <= 100.0
+        assert r["epochs"] == 2 and r["minutes"] >= 0 and set(r["per_type"]) <= {"LOC", "MISC", "ORG", "PER"}
+        assert f"--set SEED={r['seed']}" in r["command"] and "--until evaluate" in r["command"]
+        seed_dir = work / "tiny" / f"seed-{r['seed']}"
+        assert f"seed = {r['seed']}" in (seed_dir / "train" / "train.toml").read_text()
+        assert not (seed_dir / "annotate").exists()  # stages after --until are not run
+        # The test score is evaluate's, on the test split, in percent.
+        metrics = json.loads((seed_dir / "evaluate" / "metrics.json").read_text())
+        assert r["test"] == round(100 * metrics["f1"], 2)
+    tests = [r["test"] for r in res["runs"]]
+    assert res["mean"] == pytest.approx(sum(tests) / 2, abs=0.006)
+    md = out.with_suffix(".md").read_text()
+    assert "Tiny NER" in md and "Somebody 2020 12.3" in md and md.count("--set SEED=") == 2
+
+    # A second sitting for seed 2 replaces that run and keeps seed 1's.
+    first = res["runs"][0]
+    assert acc.main([*args, "--seeds", "2"]) == 0
+    again = json.loads(out.with_suffix(".json").read_text())["tiny"]
+    assert [r["seed"] for r in again["runs"]] == [1, 2] and again["runs"][0] == first
+
+
+def test_missing_data_is_refused_before_anything_runs(tmp_path, tiny_task, capsys):
+    acc = accuracy()
+    rc = acc.main(["--task", "tiny", "--data", str(tmp_path), "--workdir", str(tmp_path / "w"),
+                   "--out", str(tmp_path / "r")])
+    assert rc == 2 and "missing data files" in capsys.readouterr().err
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_a_failing_run_says_which_command_failed(tmp_path, tiny_task):
+    acc = accuracy()
+    with pytest.raises(RuntimeError, match=r"--set SEED=1 .*failed \(exit 2\)"):
+        acc.run_seed(tiny_task, 1, tmp_path / "no-data", tmp_path / "w", log=lambda m: None)
+
+
+def test_summary_mean_std_target_and_per_type():
+    acc = accuracy()
+    spec = acc.TASKS["conll2003"]
+    runs = [{"seed": s, "dev": 94.0 + s / 10, "test": t, "minutes": 20.0, "epochs": 40, "command": "c",
+             "per_type": {"LOC": 92.0 + s, "PER": 95.0}} for s, t in ((2, 91.0), (1, 92.0), (3, 92.6))]
+    e = acc.summarize(spec, runs)
+    assert [r["seed"] for r in e["runs"]] == [1, 2, 3]
+    assert e["mean"] == 91.87 and e["std"] == 0.81 and e["meets_target"]
+    assert e["dev_mean"] == 94.2 and e["per_type_mean"] == {"LOC": 94.0, "PER": 95.0}
+    lower = acc.summarize(spec, runs[:1])
+    assert lower["std"] == 0.0 and not lower["meets_target"]
+    md = acc.render({"conll2003": e}, {"date": "d", "commit": "c", "machine": "m"})
+    assert "**91.87** ± 0.81 | ≥ 91.8 (met)" in md and "LOC 94.00, PER 95.00" in md and "Lample et al. 2016" in md
+
+
+def test_cross_validation_run_is_read_from_cv_json(tmp_path):
+    acc = accuracy()
+    (tmp_path / "train").mkdir()
+    folds = [{"fold": i, "accuracy": a, "dev_accuracy": d, "epochs": e}
+             for i, (a, d, e) in enumerate([(0.8, 0.82, 6), (0.78, 0.8, 8)], 1)]
+    (tmp_path / "train" / "cv.json").write_text(json.dumps({"mean_accuracy": 0.79, "minutes": 5.5, "folds": folds}))
+    r = acc.read_run(acc.TASKS["polarity"], tmp_path)
+    assert r == {"dev": 81.0, "test": 79.0, "minutes": 5.5, "epochs": 7.0, "folds": [80.0, 78.0]}
