@@ -30,6 +30,7 @@ class Batch:
     mask: torch.Tensor  # (batch, seq_len) bool
     tags: torch.Tensor | None  # (batch, seq_len) long, 0 at padding
     index: list[int]  # positions of these sentences in the original list
+    features: torch.Tensor | None = None  # (batch, seq_len, feature columns) long value ids, 0 at padding
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -42,6 +43,7 @@ class Batch:
         return Batch(
             self.words.to(device), self.chars.to(device), self.char_rows.to(device), self.casing.to(device),
             self.mask.to(device), None if self.tags is None else self.tags.to(device), self.index,
+            None if self.features is None else self.features.to(device),
         )
 
 
@@ -63,6 +65,13 @@ class EncodedCorpus:
         self.tags = None
         if items and all(x.tags is not None for x in items):
             self.tags = torch.tensor([t for x in items for t in x.tags or []], dtype=torch.long)  # (tokens,)
+        self.features = None
+        if items and items[0].features is not None:
+            n = len(items[0].features)
+            if any(x.features is None or len(x.features) != n for x in items):
+                raise ValueError("every sentence needs the same feature columns")
+            self.features = torch.tensor([[col[i] for col in x.features or []] for x in items for i in range(len(x))],
+                                         dtype=torch.long).reshape(-1, n)  # (tokens, feature columns)
         forms: dict[tuple[int, ...], int] = {}
         self.forms = torch.tensor([forms.setdefault(tuple(c), len(forms)) for x in items for c in x.chars],
                                   dtype=torch.long)  # (tokens,) row of form_chars
@@ -88,7 +97,10 @@ class EncodedCorpus:
         words = self.words[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
         cas = self.casing[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
         tags = None if self.tags is None else self.tags[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
-        return Batch(words, chars, rows, cas, mask, tags, list(index))
+        features = None  # (batch, seq_len, feature columns)
+        if self.features is not None:
+            features = self.features[pos].masked_fill_(~mask[:, :, None], 0)
+        return Batch(words, chars, rows, cas, mask, tags, list(index), features)
 
 
 def collate(items: Sequence[Encoded], index: Sequence[int]) -> Batch:

@@ -32,12 +32,14 @@ EXTRA_WORDS = "extra_words.json"
 
 def tagger_config(model_cfg: ModelConfig, words: Vocab, chars: Vocab, labels: Vocab, *, lowercase: bool,
                   digits: bool, task: str, scheme: str, data: dict, constrained: bool,
-                  training: dict | None = None) -> dict:
-    """The ``config.json`` content of a tagger model directory."""
+                  training: dict | None = None, features: Sequence[tuple[str, Vocab]] = ()) -> dict:
+    """The ``config.json`` content of a tagger model directory (``features``: each feature
+    column the model reads, as prepare named it, and its values)."""
     return {
         "model": model_cfg.to_json(),
         "vocab": {"words": words.itos, "chars": chars.itos, "labels": labels.itos,
-                  "lowercase": lowercase, "digits": digits},
+                  "lowercase": lowercase, "digits": digits,
+                  "features": [{"column": name, "values": v.itos} for name, v in features]},
         "task": task,
         "scheme": scheme,
         "constrained": constrained,
@@ -68,6 +70,12 @@ def _check_vocab(cfg: dict, where: str) -> dict:
         items = v.get(key)
         if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
             raise ModelError(f"{where}: vocab.{key} must be a list of strings")
+    features = v.get("features", [])
+    if not isinstance(features, list) or not all(
+        isinstance(f, dict) and set(f) == {"column", "values"} and isinstance(f["column"], str)
+        and isinstance(f["values"], list) and all(isinstance(x, str) for x in f["values"]) for f in features
+    ):
+        raise ModelError(f"{where}: vocab.features must be a list of {{column, values}} objects")
     return v
 
 
@@ -79,7 +87,8 @@ def load_tagger(path: str | os.PathLike, device: str = "cpu") -> tuple[BiLSTMCRF
     if unknown:
         raise ModelError(f"{where}: unknown configuration keys: {', '.join(map(str, unknown[:5]))}")
     v = _check_vocab(cfg, where)
-    if len(v["words"]) != mc.num_words or len(v["chars"]) != mc.num_chars or len(v["labels"]) != mc.num_tags:
+    if len(v["words"]) != mc.num_words or len(v["chars"]) != mc.num_chars or len(v["labels"]) != mc.num_tags \
+            or [len(f["values"]) for f in v.get("features", [])] != mc.feature_sizes:
         raise ModelError(f"{where}: vocabulary sizes disagree with the model section")
     if cfg.get("scheme") not in ("plain", *schemes.SCHEMES):
         raise ModelError(f"{where}: unknown scheme {cfg.get('scheme')!r}")
@@ -201,13 +210,14 @@ class TokenCache:
             info[t] = base + i
 
     def features(self, tokens: Sequence[str]) -> torch.Tensor:
-        """``(len(tokens), in_dim)`` input features of the tokens (:meth:`BiLSTMCRF.features`)."""
+        """``(len(tokens), token_dim)`` input features of the tokens (:meth:`BiLSTMCRF.token_features`)."""
         model, dev = self.model, self.device
         if not tokens:
             empty = torch.zeros(0, dtype=torch.long, device=dev)
             enc = model.char_encoder
             with torch.inference_mode():
-                return model.features(empty, None if enc is None else torch.zeros(0, enc.out_dim, device=dev), empty)
+                return model.token_features(empty, None if enc is None else torch.zeros(0, enc.out_dim, device=dev),
+                                            empty)
         with self._lock, torch.inference_mode():
             key = self._weights_key()
             if key != self._key or model.training:
@@ -225,7 +235,7 @@ class TokenCache:
             chars = None if self._table is None else self._table[rows.to(dev)]
             if model.training:
                 info.clear()
-            return model.features(self._words[rows].to(dev), chars, self._casing[rows].to(dev))
+            return model.token_features(self._words[rows].to(dev), chars, self._casing[rows].to(dev))
 
 
 class Predictor(ModelVocabulary):
@@ -258,9 +268,12 @@ class Predictor(ModelVocabulary):
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, nbest: int = 0,
         confidences: bool = True, scheme: str | None = None, token_scores: bool = True,
-        batch_tokens: int = BATCH_TOKENS,
+        batch_tokens: int = BATCH_TOKENS, features: Sequence[Sequence[Sequence[str]]] | None = None,
     ) -> list[Prediction]:
         """Predict tags for each token list, in input order.
+
+        ``features``: a model with feature columns needs each sentence's values of them (one list
+        per column, a value per token, in the model's order: :attr:`feature_columns`).
 
         ``scheme`` converts entity tags to another scheme (default: the training scheme).
         ``nbest`` > 0 adds the k best tag sequences with their probabilities.
@@ -275,6 +288,7 @@ class Predictor(ModelVocabulary):
         for sentences that have entities.
         """
         out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
+        columns = self.column_ids(sentences, features)  # (tokens of each sentence, columns) value ids, or None
         batches = length_batches(lengths, batch_size, order, batch_tokens)
         with torch.inference_mode(), governed(self.threads), paused_gc():
             k = 0
@@ -287,7 +301,12 @@ class Predictor(ModelVocabulary):
                     tokens += sum(lengths[i] for i in batches[k])
                     k += 1
                 flat = [t for chunk in block for i in chunk for t in sentences[i]]
-                feats = self.cache.features(flat)  # (tokens, in_dim)
+                feats = self.cache.features(flat)  # (tokens, token_dim)
+                if columns is not None:
+                    ids = torch.cat([columns[i] for chunk in block for i in chunk]).to(self.device)  # (tokens, columns)
+                    cols = self.model.column_features(ids)  # (tokens, columns * feature_dim)
+                    assert cols is not None  # the model has feature columns, as the ids say
+                    feats = torch.cat([feats, cols], dim=1)  # (tokens, in_dim)
                 ems, kept, start = [], [], 0
                 for chunk in block:
                     lens = torch.tensor([lengths[i] for i in chunk])  # decreasing
@@ -312,6 +331,15 @@ class Predictor(ModelVocabulary):
                     self._nbest(em, mask, preds[at : at + len(chunk)], nbest)
                     at += len(chunk)
         return prediction.finish(out, self.task, self.scheme, scheme)
+
+    def column_ids(self, sentences: Sequence[Sequence[str]],
+                   features: Sequence[Sequence[Sequence[str]]] | None) -> list[torch.Tensor] | None:
+        """Per sentence, ``(tokens, feature columns)`` value ids (see :meth:`column_values`)."""
+        values = self.column_values(sentences, features)
+        if values is None:
+            return None
+        n = len(self.feature_columns)
+        return [torch.tensor(v, dtype=torch.long).reshape(n, -1).t() for v in values]
 
     def _predict_block(self, em: torch.Tensor, lengths: list[int], sents: Sequence[Sequence[str]],
                        confidences: bool, token_scores: bool, marginals: bool) -> list[Prediction]:

@@ -43,6 +43,26 @@ class Prediction:
         return schemes.from_spans([(e.label, e.start, e.end) for e in self.entities], len(self.tags), scheme)
 
 
+class FeaturedTokens(list):
+    """A sentence's tokens (a ``list``) that also carry its feature columns' values: ``features``
+    holds one list per column, a value per token. A slice slices the columns too, so a sentence
+    tagged in pieces keeps them; anything that takes the tokens alone sees a list."""
+
+    __slots__ = ("features",)
+
+    def __init__(self, tokens: Sequence[str], features: Sequence[Sequence[str]]) -> None:
+        super().__init__(tokens)
+        self.features = [list(c) for c in features]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return FeaturedTokens(list.__getitem__(self, index), [c[index] for c in self.features])
+        return list.__getitem__(self, index)
+
+    def __reduce__(self):
+        return FeaturedTokens, (list(self), self.features)
+
+
 def start(sentences: Sequence[Sequence[str]], batch_size: int, batch_tokens: int
           ) -> tuple[list[Prediction | None], list[int], list[int]]:
     """The start of a ``predict`` call: the predictions so far (those of empty sentences), the lengths,
@@ -82,10 +102,35 @@ class ModelVocabulary:
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
         self.threads = 0
+        #: the feature columns the model reads beside the words, as ``prepare --feature-columns`` named them
+        self.feature_columns: list[str] = [f["column"] for f in config["vocab"].get("features", [])]
 
     @property
     def tag_names(self) -> list[str]:
         return list(self.labels.itos)
+
+    def column_values(self, sentences: Sequence[Sequence[str]],
+                      features: Sequence[Sequence[Sequence[str]]] | None) -> list[list[list[int]]] | None:
+        """Value ids of each sentence's feature columns (``None`` for a model without any); a
+        :class:`~tagger.errors.TaggerError` when they are missing, extra or of the wrong lengths.
+        Without ``features``, a sentence's values are its own (:class:`FeaturedTokens`)."""
+        if features is None:
+            own = [getattr(s, "features", None) for s in sentences]
+            features = None if any(f is None for f in own) else own  # type: ignore[assignment]
+        if not self.feature_columns:
+            if features is not None and any(features):
+                raise TaggerError("this model reads no feature columns")
+            return None
+        names = ", ".join(self.feature_columns)
+        if features is None or len(features) != len(sentences):
+            raise TaggerError(f"this model reads the feature column(s) {names} of every sentence")
+        vocabs = self.featurizer.features
+        out = []
+        for tokens, cols in zip(sentences, features, strict=True):
+            if len(cols) != len(vocabs) or any(len(c) != len(tokens) for c in cols):
+                raise TaggerError(f"feature columns ({names}): one value of each per token")
+            out.append([v.lookup(c) for v, c in zip(vocabs, cols, strict=True)])
+        return out
 
 
 class Tagger(Protocol):
@@ -96,6 +141,7 @@ class Tagger(Protocol):
     scheme: str
     threads: int
     lookup: WordLookup  # word → id, with its training vocabulary (for out-of-vocabulary figures)
+    feature_columns: list[str]  # feature columns the model reads beside the words ([] for most models)
 
     @property
     def tag_names(self) -> list[str]: ...
@@ -105,4 +151,5 @@ class Tagger(Protocol):
 
     def predict(self, sentences: Sequence[Sequence[str]], batch_size: int = 256, nbest: int = 0,
                 confidences: bool = True, scheme: str | None = None, token_scores: bool = True,
-                batch_tokens: int = ...) -> list[Prediction]: ...
+                batch_tokens: int = ..., features: Sequence[Sequence[Sequence[str]]] | None = None
+                ) -> list[Prediction]: ...

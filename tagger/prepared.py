@@ -2,8 +2,8 @@
 
 Layout::
 
-    dataset/                  datasets.DatasetDict (train/dev/test): tokens, labels, doc, line
-    vocab.json                word/char/label vocabularies and the word-key settings
+    dataset/                  datasets.DatasetDict (train/dev/test): tokens, labels, doc, line, features
+    vocab.json                word/char/label/feature vocabularies and the word-key settings
     extra_words.json          pretrained words never seen in training (usable at prediction)
     embeddings.safetensors    "words" (trained vocab × dim) and "extra" (extra words × dim)
     prepare.json              manifest: options, input hashes, per-split statistics
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,6 +54,8 @@ class Prepared:
     digits: bool
     task: str  # "entity" or "plain"
     scheme: str
+    feature_names: list[str] = field(default_factory=list)  # the feature columns, as prepare was given them
+    features: list[Vocab] = field(default_factory=list)  # a vocabulary per feature column
 
     def lookup(self) -> WordLookup:
         """Token → word id, with the word-key settings the vocabulary was built with."""
@@ -63,6 +65,12 @@ class Prepared:
         """(tokens, labels) of every sentence of ``split``."""
         d = _split(self.dataset, self.path, split)
         return d["tokens"], d["labels"]
+
+    def feature_values(self, split: str) -> list[list[list[str]]] | None:
+        """Each sentence's feature columns (one list of values per column), ``None`` without features."""
+        if not self.feature_names:
+            return None
+        return _split(self.dataset, self.path, split)["features"]
 
 
 def corpora_dataset(corpora: Mapping[str, Corpus]) -> datasets.DatasetDict:
@@ -76,6 +84,7 @@ def corpora_dataset(corpora: Mapping[str, Corpus]) -> datasets.DatasetDict:
             "labels": datasets.Sequence(datasets.Value("string")),
             "doc": datasets.Value("int32"),
             "line": datasets.Value("int32"),
+            "features": datasets.Sequence(datasets.Sequence(datasets.Value("string"))),
         }
     )
     return datasets.DatasetDict(
@@ -86,6 +95,7 @@ def corpora_dataset(corpora: Mapping[str, Corpus]) -> datasets.DatasetDict:
                     "labels": [s.labels for s in c.sentences],
                     "doc": [s.doc for s in c.sentences],
                     "line": [s.line for s in c.sentences],
+                    "features": [s.features or [] for s in c.sentences],
                 },
                 features=features,
             )
@@ -107,6 +117,7 @@ def save_prepared(dest: Path, prep: Prepared) -> None:
         "digits": prep.digits,
         "task": prep.task,
         "scheme": prep.scheme,
+        "features": [{"name": n, "vocab": v.to_json()} for n, v in zip(prep.feature_names, prep.features, strict=True)],
     }
     (dest / VOCAB).write_text(json.dumps(vocab, ensure_ascii=False))
     (dest / EXTRA_WORDS).write_text(json.dumps(prep.extra, ensure_ascii=False))
@@ -135,6 +146,8 @@ def load_prepared(path: str | Path) -> Prepared:
             matrix=tensors["words"], extra_matrix=tensors["extra"],
             lowercase=bool(vocab["lowercase"]), digits=bool(vocab["digits"]),
             task=vocab["task"], scheme=vocab["scheme"],
+            feature_names=[str(f["name"]) for f in vocab.get("features", [])],
+            features=[Vocab.from_json(f["vocab"]) for f in vocab.get("features", [])],
         )
     except (ValueError, OSError, KeyError, TypeError, AttributeError) as exc:
         raise TaggerError(f"{path}: corrupt prepared directory ({type(exc).__name__}: {exc})") from None

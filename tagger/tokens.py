@@ -44,6 +44,7 @@ class Encoded:
     chars: list[list[int]]
     casing: list[int]
     tags: list[int] | None = None
+    features: list[list[int]] | None = None  # one list of value ids per feature column
 
     def __len__(self) -> int:
         return len(self.words)
@@ -52,10 +53,12 @@ class Encoded:
 class Featurizer:
     """Encodes token lists with the vocabularies of a prepared dataset or a model."""
 
-    def __init__(self, lookup: WordLookup, chars: Vocab, labels: Vocab | None = None) -> None:
+    def __init__(self, lookup: WordLookup, chars: Vocab, labels: Vocab | None = None,
+                 features: Sequence[Vocab] = ()) -> None:
         self.lookup = lookup
         self.chars = chars
         self.labels = labels
+        self.features = list(features)  # a vocabulary per feature column the model reads
         self._char_cache: dict[str, list[int]] = {}
 
     def char_ids(self, token: str) -> list[int]:
@@ -71,16 +74,28 @@ class Featurizer:
                 self._char_cache[token] = ids
         return ids
 
-    def encode(self, tokens: Sequence[str], labels: Sequence[str] | None = None) -> Encoded:
+    def encode(self, tokens: Sequence[str], labels: Sequence[str] | None = None,
+               features: Sequence[Sequence[str]] | None = None) -> Encoded:
+        """Ids of a sentence; ``features`` (one list of values per feature column) are required
+        exactly when the vocabularies have feature columns (a ``ValueError`` otherwise)."""
         tags = None
         if labels is not None and self.labels is not None:
             stoi = self.labels.stoi
             tags = [stoi.get(label, -1) for label in labels]
+        ids = None
+        if self.features or features:
+            if features is None or len(features) != len(self.features):
+                raise ValueError(f"expected {len(self.features)} feature column(s), "
+                                 f"got {0 if features is None else len(features)}")
+            if any(len(f) != len(tokens) for f in features):
+                raise ValueError("each feature column needs one value per token")
+            ids = [v.lookup(f) for v, f in zip(self.features, features, strict=True)]
         return Encoded(
             words=self.lookup.lookup(tokens),
             chars=[self.char_ids(t) for t in tokens],
             casing=[casing(t) for t in tokens],
             tags=tags,
+            features=ids,
         )
 
 
@@ -125,4 +140,5 @@ def model_featurizer(config: dict, extra_words: Sequence[str]) -> Featurizer:
     words = Vocab.from_json({"itos": v["words"], "specials": True})
     lookup = WordLookup(words, extra_words, lowercase=bool(v.get("lowercase")), digits=bool(v.get("digits", True)))
     return Featurizer(lookup, Vocab.from_json({"itos": v["chars"], "specials": True}),
-                      Vocab.from_json({"itos": v["labels"], "specials": False}))
+                      Vocab.from_json({"itos": v["labels"], "specials": False}),
+                      [Vocab.from_json({"itos": f["values"], "specials": True}) for f in v.get("features", [])])

@@ -85,6 +85,26 @@ def test_ray_actors_run_an_onnx_export(local_ray, model_dir, tmp_path):
     assert raydata.assemble(tmp_path / "out")[str(src)] == want
 
 
+def test_ray_actors_read_the_feature_columns_of_a_featured_model(local_ray, tmp_path):
+    from test_feature_columns import FAST, corpus, write
+
+    from tagger.commands.prepare import PrepareOptions, prepare
+    from tagger.commands.train import TrainOptions, train
+
+    data = write(tmp_path / "train.conll", corpus(60, 1))
+    prepare(PrepareOptions(train=data, embeddings="none", embedding_dim=8, feature_columns=["1"]), tmp_path / "P")
+    train(tmp_path / "P", tmp_path / "M", TrainOptions(**{**FAST, "epochs": 2}))
+    src = tmp_path / "in.conll"
+    write(src, corpus(30, 2))
+    (tmp_path / "in.jsonl").write_text('{"tokens": ["w1", "w2"], "features": {"1": ["P", "Q"]}}\n{"text": "w1"}\n')
+    inputs = [str(src), str(tmp_path / "in.jsonl")]
+    summary = raydata.annotate_ray(tmp_path / "M", inputs, str(tmp_path / "out"), AnnotateOptions(**OPTS), actors=1)
+    got = raydata.assemble(tmp_path / "out")
+    for name in inputs:
+        assert got[name] == single(tmp_path / "M", tmp_path / name.rsplit("/", 1)[-1], tmp_path), name
+    assert summary.errors == 1  # the raw-text record: the model needs the tag column
+
+
 @needs_shared
 def test_cli_ray_engine_parquet_parts_on_eng_testb(local_ray, model_dir, tmp_path):
     testb = SHARED / "conll2003" / "eng.testb"

@@ -47,6 +47,10 @@ class PrepareOptions:
     label_column: int | str = option(-1, help="CoNLL label column (negative counts from the end: -1 is the last) "
                                      "or, for --dataset, the label field name (e.g. ner_tags).")
     label_field: str = option("upos", help="CoNLL-U field to tag.", choices=("upos", "xpos"))
+    feature_columns: list[str] = option(help="Columns the model reads beside the words (comma-separated or "
+                                        "repeated): column numbers of a CoNLL file (1 for CoNLL-2000's POS; 1,2 "
+                                        "for CoNLL-2003's POS and chunks), CoNLL-U fields (upos, xpos, lemma, "
+                                        "feats, deprel, misc) or dataset fields.", default_factory=list)
     encoding: str = option("utf-8", help="Text encoding of input files.")
     dev_fraction: float = option(0.0, help="Carve a seeded dev split of this share from train when there is no "
                                  "dev file.", min=0.0, below=1.0)
@@ -75,6 +79,9 @@ class PrepareOptions:
             raise TaggerError("give either --dev FILE or --dev-fraction, not both")
         if self.dataset is None and not isinstance(self.label_column, int):
             raise TaggerError("--label-column must be a column number for CoNLL files")
+        self.feature_columns = [c.strip() for v in self.feature_columns for c in v.split(",") if c.strip()]
+        if len(set(self.feature_columns)) < len(self.feature_columns):
+            raise TaggerError("--feature-columns: each column once")
 
 
 # --------------------------------------------------------------------------- reading
@@ -93,7 +100,8 @@ def read_splits(opts: PrepareOptions) -> tuple[dict[str, Corpus], dict[str, str]
     corpora: dict[str, Corpus] = {}
     if opts.dataset is not None:
         label = opts.label_column if isinstance(opts.label_column, str) else None
-        corpora = load_hf_dataset(opts.dataset, opts.dataset_config, label_field=label)
+        corpora = load_hf_dataset(opts.dataset, opts.dataset_config, label_field=label,
+                                  feature_fields=opts.feature_columns)
         if Path(opts.dataset).is_file():
             hashes[opts.dataset] = sha256_file(opts.dataset)
     else:
@@ -103,7 +111,7 @@ def read_splits(opts: PrepareOptions) -> tuple[dict[str, Corpus], dict[str, str]
                 continue
             corpora[split] = read_corpus(
                 path, opts.format, opts.token_column, int(opts.label_column),
-                opts.label_field, opts.encoding,
+                opts.label_field, opts.encoding, features=opts.feature_columns,
             )
             hashes[str(path)] = sha256_file(path)
     for f in opts.unlabeled_text:
@@ -214,6 +222,7 @@ class Vocabularies:
     words: Vocab
     chars: Vocab
     labels: Vocab  # id 0 is the padding label "<pad>"
+    features: list[Vocab]  # one per feature column (ids 0 and 1: <pad>, <unk>)
     surface: dict[str, str]  # word key -> its most frequent spelling (for pretrained-vector lookup)
     key: Callable[[str], str]  # token -> word key (digits normalised, lowercased as the options say)
 
@@ -244,9 +253,17 @@ def build_vocabularies(train: Corpus, opts: PrepareOptions) -> Vocabularies:
         words=Vocab.build(word_counts, opts.min_count),
         chars=Vocab.build(char_counts(s.tokens for s in train.sentences)),
         labels=Vocab(["<pad>", *labels.itos], specials=False),
+        features=feature_vocabularies(train),
         surface={k: c.most_common(1)[0][0] for k, c in surface_counts.items()},
         key=key,
     )
+
+
+def feature_vocabularies(train: Corpus) -> list[Vocab]:
+    """A vocabulary of each feature column's values in the training split (most frequent first)."""
+    columns = [s.features or [] for s in train.sentences]
+    n = len(columns[0]) if columns else 0
+    return [Vocab.build(Counter(v for cols in columns for v in cols[i])) for i in range(n)]
 
 
 @dataclass
@@ -327,7 +344,9 @@ def _manifest(opts: PrepareOptions, hashes: dict, train: Corpus, task: str, sche
         "scheme": scheme,
         "labels": vocabs.labels.itos[1:],
         "vocab": {"words": len(vocabs.words), "chars": len(vocabs.chars), "labels": len(vocabs.labels) - 1,
-                  "extra_words": len(emb.extra)},
+                  "extra_words": len(emb.extra),
+                  "features": {name: len(v) - 2
+                               for name, v in zip(opts.feature_columns, vocabs.features, strict=True)}},
         "embeddings": emb.info,
         "splits": stats,
     }
@@ -373,6 +392,7 @@ def prepare(
             words=vocabs.words, chars=vocabs.chars, labels=vocabs.labels,
             extra=emb.extra, matrix=emb.matrix, extra_matrix=emb.extra_matrix,
             lowercase=opts.lowercase, digits=opts.digits, task=task, scheme=scheme,
+            feature_names=list(opts.feature_columns), features=vocabs.features,
         )
         with atomic_dir(out, force=force) as tmp:
             save_prepared(tmp, prep)
@@ -417,6 +437,8 @@ def format_summary(manifest: dict) -> str:
         f"task: {manifest['task']}  scheme: {manifest['scheme']}  labels: {v['labels']}  "
         f"words: {v['words']:,}  chars: {v['chars']:,}  pretrained-only words: {v['extra_words']:,}"
     )
+    if v.get("features"):
+        lines.append("feature columns: " + ", ".join(f"{name} ({n:,} values)" for name, n in v["features"].items()))
     if "token_coverage" in e:
         lines.append(
             f"embeddings: {e['source']} ({e['dim']}d)  coverage: {e['type_coverage']:.1%} of types, "

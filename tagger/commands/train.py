@@ -62,6 +62,8 @@ class TrainOptions:
     char_filters: int = _model_bound("char_filters", "Char CNN filters (or char LSTM size per direction).", 50)
     char_kernel: int = _model_bound("char_kernel", "Char CNN kernel width.", 3)
     casing: bool = option(True, help="Casing feature (lower, upper, title, numeric...).")
+    feature_dim: int = _model_bound("feature_dim", "Embedding size of each feature column (prepare "
+                                    "--feature-columns).", 20)
     hidden: int = _model_bound("hidden", "BiLSTM hidden size per direction.", 200)
     layers: int = _model_bound("layers", "BiLSTM layers.", 1)
     dropout: float = _model_bound("dropout", "Dropout rate.", 0.5, below=1.0)
@@ -113,9 +115,11 @@ class TaggerTask(Task):
     def __init__(self, prep: Prepared, prepared_dir: str | Path, opts: TrainOptions, device: str) -> None:
         self.prep, self.opts, self.device = prep, opts, device
         labels = prep.labels
-        feat = Featurizer(prep.lookup(), prep.chars, labels)
+        feat = Featurizer(prep.lookup(), prep.chars, labels, prep.features)
         tokens, tags = prep.sentences("train")
-        train = [feat.encode(t, lab) for t, lab in zip(tokens, tags, strict=True)]
+        values = prep.feature_values("train")
+        columns = values if values is not None else [None] * len(tokens)
+        train = [feat.encode(t, lab, f) for t, lab, f in zip(tokens, tags, columns, strict=True)]
         for e in train:
             e.tags = [max(t, 0) for t in e.tags or []]  # labels come from train: never unknown
         self.train = EncodedCorpus(train)
@@ -124,7 +128,9 @@ class TaggerTask(Task):
         self.has_dev = "dev" in prep.dataset
         if self.has_dev:
             dev_tokens, self.dev_gold = prep.sentences("dev")
-            self.dev = EncodedCorpus([feat.encode(t) for t in dev_tokens])
+            dev_values = prep.feature_values("dev")
+            dev_columns = dev_values if dev_values is not None else [None] * len(dev_tokens)
+            self.dev = EncodedCorpus([feat.encode(t, None, f) for t, f in zip(dev_tokens, dev_columns, strict=True)])
         self.headline = "f1" if prep.task == "entity" else "accuracy"
         mc = ModelConfig(
             num_words=len(prep.words), num_extra=len(prep.extra), word_dim=int(prep.matrix.shape[1]),
@@ -132,6 +138,7 @@ class TaggerTask(Task):
             char_encoder=opts.char_encoder, char_dim=opts.char_dim, char_filters=opts.char_filters,
             char_kernel=opts.char_kernel, casing=opts.casing, hidden=opts.hidden, layers=opts.layers,
             dropout=opts.dropout, word_dropout=opts.word_dropout, use_crf=opts.crf,
+            feature_sizes=[len(v) for v in prep.features], feature_dim=opts.feature_dim,
         )
         self.model = BiLSTMCRF(mc)
         self.model.word_embed.set_pretrained(prep.matrix, prep.extra_matrix)
@@ -142,7 +149,8 @@ class TaggerTask(Task):
         self.config = tagger_config(mc, prep.words, prep.chars, labels, lowercase=prep.lowercase,
                                     digits=prep.digits, task=prep.task, scheme=prep.scheme, data=data_opts,
                                     constrained=self.constrained,
-                                    training={"prepared": str(prepared_dir), "options": asdict(opts)})
+                                    training={"prepared": str(prepared_dir), "options": asdict(opts)},
+                                    features=list(zip(prep.feature_names, prep.features, strict=True)))
 
     def _constrain(self) -> bool:
         """Set the CRF's allowed transitions; True when they follow the tag scheme."""

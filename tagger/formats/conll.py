@@ -20,7 +20,7 @@ sentences nor tokens.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from tagger.errors import InputError
@@ -37,28 +37,31 @@ class Block:
     ``rows`` holds ``(content, line ending, token index or -1)`` for each line, so that joining
     ``content + line ending`` over all blocks gives back the file. ``line`` is the first token
     line (0 when the block has no tokens), ``doc`` the document index, ``labels`` ``None`` unless
-    a label column was asked for.
+    a label column was asked for, ``features`` ``None`` unless feature columns were (then one list
+    of values per column).
     """
 
-    __slots__ = ("rows", "tokens", "labels", "line", "doc")
+    __slots__ = ("rows", "tokens", "labels", "line", "doc", "features")
 
     def __init__(self, rows: list[tuple[bytes, bytes, int]], tokens: list[str], labels: list[str] | None,
-                 line: int, doc: int) -> None:
+                 line: int, doc: int, features: list[list[str]] | None = None) -> None:
         self.rows = rows
         self.tokens = tokens
         self.labels = labels
         self.line = line
         self.doc = doc
+        self.features = features
 
     def sentence(self) -> Sentence:
-        return Sentence(self.tokens, self.labels, self.doc, self.line)
+        return Sentence(self.tokens, self.labels, self.doc, self.line, self.features)
 
 
 class BlockBuilder:
     """Collects the rows of the current block and counts documents."""
 
-    def __init__(self, with_labels: bool) -> None:
+    def __init__(self, with_labels: bool, features: int = 0) -> None:
         self.with_labels = with_labels
+        self.num_features = features
         self.doc = 0
         self.doc_has_sentences = False
         self._reset()
@@ -67,19 +70,23 @@ class BlockBuilder:
         self.rows: list[tuple[bytes, bytes, int]] = []
         self.tokens: list[str] = []
         self.labels: list[str] = []
+        self.features: list[list[str]] = [[] for _ in range(self.num_features)]
         self.line = 0
 
     def keep(self, raw: bytes, eol: bytes) -> None:
         """A line that is not a token: copied in place."""
         self.rows.append((raw, eol, -1))
 
-    def token(self, raw: bytes, eol: bytes, lineno: int, token: str, label: str | None) -> None:
+    def token(self, raw: bytes, eol: bytes, lineno: int, token: str, label: str | None,
+              features: Sequence[str] = ()) -> None:
         if not self.tokens:
             self.line = lineno
         self.rows.append((raw, eol, len(self.tokens)))
         self.tokens.append(token)
         if label is not None:
             self.labels.append(label)
+        for column, value in zip(self.features, features, strict=True):
+            column.append(value)
 
     def end_sentence(self) -> Block | None:
         """The block so far if it holds a sentence (the next block starts empty), else ``None``."""
@@ -94,7 +101,8 @@ class BlockBuilder:
             self.doc_has_sentences = False
 
     def flush(self) -> Block:
-        block = Block(self.rows, self.tokens, self.labels if self.with_labels else None, self.line, self.doc)
+        block = Block(self.rows, self.tokens, self.labels if self.with_labels else None, self.line, self.doc,
+                      self.features if self.num_features else None)
         self._reset()
         return block
 
@@ -110,16 +118,17 @@ def read_conll(
     token_column: int = 0,
     label_column: int | None = None,
     strict: bool = True,
+    feature_columns: Sequence[int] = (),
 ) -> Iterator[Block]:
     """Blocks of a CoNLL stream (``path`` names it in errors); see the module docstring for the modes.
 
     A block ends with the blank line after a sentence; a ``-DOCSTART-`` line ends a pending
     sentence and starts the next block. The last block holds whatever follows the last sentence.
-    ``label_column=None`` reads tokens only.
+    ``label_column=None`` reads tokens only; ``feature_columns`` are read into ``Block.features``.
     """
     check_encoding(encoding)
     bom = utf8_bom(encoding)
-    b = BlockBuilder(label_column is not None)
+    b = BlockBuilder(label_column is not None, len(feature_columns))
     ncols: int | None = None
     ncols_line = 0
     for lineno, (raw, eol) in enumerate(split_lines(fh), 1):
@@ -154,8 +163,14 @@ def read_conll(
                 raise _missing(path, lineno, "label", label_column, n)
             if n < 2:
                 raise InputError(path, lineno, "missing label column: the line has only 1 column")
+        for c in feature_columns:
+            if not -n <= c < n:
+                raise _missing(path, lineno, "feature", c, n)
+            if label_column is not None and c % n == label_column % n:
+                raise InputError(path, lineno, f"feature column {c} is the label column ({label_column})")
         label = cols[label_column].decode(encoding, "replace") if label_column is not None else None
-        b.token(raw, eol, lineno, cols[token_column].decode(encoding, "replace"), label)
+        features = [cols[c].decode(encoding, "replace") for c in feature_columns]
+        b.token(raw, eol, lineno, cols[token_column].decode(encoding, "replace"), label, features)
     if b.rows:
         yield b.flush()
 
@@ -165,9 +180,10 @@ def iter_conll(
     token_column: int = 0,
     label_column: int | None = -1,
     encoding: str = "utf-8",
+    feature_columns: Sequence[int] = (),
 ) -> Iterator[Sentence]:
     """Stream the sentences of a CoNLL file, strictly (``label_column=None``: tokens only)."""
     with open_binary(path) as fh:
-        for block in read_conll(fh, path, encoding, token_column, label_column):
+        for block in read_conll(fh, path, encoding, token_column, label_column, feature_columns=feature_columns):
             if block.tokens:
                 yield block.sentence()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from tagger.errors import InputError, TaggerError
@@ -23,6 +23,8 @@ from tagger.formats.lines import check_encoding, decode, open_binary, split_line
 
 #: Fields that can be read as labels, by their index in a token line.
 CONLLU_FIELDS = {"upos": 3, "xpos": 4}
+#: Fields that can be read as feature columns (``_``, "no value", is a value like any other).
+FEATURE_FIELDS = {"lemma": 2, "upos": 3, "xpos": 4, "feats": 5, "deprel": 7, "misc": 9}
 _ID = re.compile(rb"[0-9]+")
 _RANGE_OR_EMPTY = re.compile(rb"[0-9]+-[0-9]+|[0-9]+\.[0-9]+")  # multiword ranges and empty nodes
 
@@ -33,14 +35,22 @@ def read_conllu(
     encoding: str = "utf-8",
     label_field: str | None = None,
     strict: bool = True,
+    feature_fields: Sequence[str] = (),
 ) -> Iterator[Block]:
-    """Blocks of a CoNLL-U stream; the token is FORM, the label (if asked for) UPOS or XPOS."""
+    """Blocks of a CoNLL-U stream; the token is FORM, the label (if asked for) UPOS or XPOS, the
+    features (if asked for) the named :data:`FEATURE_FIELDS`."""
     if label_field is not None and label_field not in CONLLU_FIELDS:
         raise TaggerError(f"unknown --label-field {label_field!r}: choose one of {', '.join(CONLLU_FIELDS)}")
+    unknown = [f for f in feature_fields if f not in FEATURE_FIELDS]
+    if unknown:
+        raise TaggerError(f"unknown CoNLL-U feature field {unknown[0]!r}: choose from {', '.join(FEATURE_FIELDS)}")
+    if label_field is not None and label_field in feature_fields:
+        raise TaggerError(f"the label field {label_field!r} cannot also be a feature field")
     col = CONLLU_FIELDS[label_field] if label_field is not None else None
+    feature_cols = [FEATURE_FIELDS[f] for f in feature_fields]
     check_encoding(encoding)
     bom = utf8_bom(encoding)
-    b = BlockBuilder(col is not None)
+    b = BlockBuilder(col is not None, len(feature_cols))
     for lineno, (raw, eol) in enumerate(split_lines(fh), 1):
         if strict:
             decode(raw, path, lineno, encoding)  # an undecodable byte or a NUL is an error on this line
@@ -69,7 +79,8 @@ def read_conllu(
             if cols[col] in (b"_", b""):
                 raise InputError(path, lineno, f"no {label_field} value in this token line")
             label = cols[col].decode(encoding, "replace")
-        b.token(raw, eol, lineno, cols[1].decode(encoding, "replace"), label)
+        features = [cols[c].decode(encoding, "replace") for c in feature_cols]
+        b.token(raw, eol, lineno, cols[1].decode(encoding, "replace"), label, features)
     if b.rows:
         yield b.flush()
 
@@ -78,9 +89,10 @@ def iter_conllu(
     path: str | os.PathLike,
     label_field: str | None = "upos",
     encoding: str = "utf-8",
+    feature_fields: Sequence[str] = (),
 ) -> Iterator[Sentence]:
     """Stream the sentences of a CoNLL-U file, strictly (``label_field=None``: tokens only)."""
     with open_binary(path) as fh:
-        for block in read_conllu(fh, path, encoding, label_field):
+        for block in read_conllu(fh, path, encoding, label_field, feature_fields=feature_fields):
             if block.tokens:
                 yield block.sentence()

@@ -1,4 +1,4 @@
-"""The corpus model: sentences with tokens, optional labels, document index and first line.
+"""The corpus model: sentences with tokens, optional labels and feature columns, document index and first line.
 
 The corpus readers (:mod:`~tagger.formats.conll`, :mod:`~tagger.formats.conllu`,
 :mod:`~tagger.formats.hf`; by format: :mod:`~tagger.formats.read`) yield :class:`Sentence`
@@ -13,12 +13,17 @@ from dataclasses import dataclass
 
 @dataclass
 class Sentence:
-    """One sentence: tokens, optional labels, its document index and first line number."""
+    """One sentence: tokens, optional labels, its document index and first line number.
+
+    ``features`` holds the values of the feature columns that were asked for (one list per
+    column, each as long as ``tokens``), or ``None`` when none were.
+    """
 
     tokens: list[str]
     labels: list[str] | None = None
     doc: int = 0
     line: int = 0
+    features: list[list[str]] | None = None
 
 
 @dataclass

@@ -18,12 +18,14 @@ def load_hf_dataset(
     tokens_field: str | None = None,
     label_field: str | None = None,
     data_dir: str | None = None,
+    feature_fields: Sequence[str] = (),
 ) -> dict[str, Corpus]:
     """Load a HuggingFace ``datasets`` dataset into corpora keyed ``train``/``dev``/``test``.
 
     ``name`` is a hub name (e.g. ``conll2003``), a directory written by ``save_to_disk``, or a
     local data file / directory of ``.parquet``/``.json``/``.jsonl``/``.csv`` files.
-    ``ClassLabel`` ids are mapped back to their tag strings.
+    ``ClassLabel`` ids are mapped back to their tag strings (of the labels and of the
+    ``feature_fields``, per-token sequences read as feature columns).
     """
     import datasets
 
@@ -56,7 +58,7 @@ def load_hf_dataset(
         key = next((a for a in aliases if a in ds), None)
         if key is None:
             continue
-        out[split] = _corpus_from_hf(ds[key], f"{name}[{key}]", tokens_field, label_field)
+        out[split] = _corpus_from_hf(ds[key], f"{name}[{key}]", tokens_field, label_field, feature_fields)
     if "train" not in out:
         raise TaggerError(f"dataset {name!r} has no train split (splits: {', '.join(ds)})")
     return out
@@ -76,18 +78,43 @@ def _pick(columns: Sequence[str], wanted: str | None, candidates: Sequence[str],
     )
 
 
-def _corpus_from_hf(ds, source: str, tokens_field: str | None, label_field: str | None) -> Corpus:
+def _class_names(ds, column: str) -> list[str] | None:
+    """The names of a sequence-of-``ClassLabel`` column (``None`` for any other column)."""
     import datasets
 
+    inner = getattr(ds.features[column], "feature", None)
+    return inner.names if isinstance(inner, datasets.ClassLabel) else None
+
+
+def _strings(raw, names: list[str] | None, n: int, what: str, source: str, row: int) -> list[str]:
+    """One row's per-token values of a column as strings (``ClassLabel`` ids by their names);
+    ``what`` names a value in errors (``label``, ``'pos'``)."""
+    if not isinstance(raw, (list, tuple)):
+        raise InputError(source, row, f"{what} values must be a list (one entry per token)")
+    if len(raw) != n:
+        raise InputError(source, row, f"{n} tokens but {len(raw)} {'labels' if what == 'label' else what + ' values'}")
+    if names is None:
+        return [str(x) for x in raw]
+    try:
+        return [names[int(x)] for x in raw]
+    except (IndexError, ValueError, TypeError):
+        raise InputError(source, row, f"{what} id out of range of {names}") from None
+
+
+def _corpus_from_hf(ds, source: str, tokens_field: str | None, label_field: str | None,
+                    feature_fields: Sequence[str] = ()) -> Corpus:
     cols = list(ds.column_names)
     tcol = _pick(cols, tokens_field, ("tokens", "words", "token"), "tokens", source)
     lcol = _pick(
         cols, label_field, ("ner_tags", "tags", "labels", "upos", "pos_tags", "chunk_tags", "ner"),
         "label", source,
     )
-    feat = ds.features[lcol]
-    inner = getattr(feat, "feature", None)
-    names = inner.names if isinstance(inner, datasets.ClassLabel) else None
+    for f in feature_fields:
+        _pick(cols, f, (), "feature", source)
+        if f in (tcol, lcol):
+            raise TaggerError(f"{source}: feature field {f!r} is the {'token' if f == tcol else 'label'} field")
+    names = _class_names(ds, lcol)
+    feature_names = [_class_names(ds, f) for f in feature_fields]
     doc_col = next((c for c in ("document_id", "doc_id", "doc") if c in cols), None)
     sentences: list[Sentence] = []
     last_doc = None
@@ -96,16 +123,9 @@ def _corpus_from_hf(ds, source: str, tokens_field: str | None, label_field: str 
         if not isinstance(row[tcol], (list, tuple)) or not isinstance(row[lcol], (list, tuple)):
             raise InputError(source, i + 1, f"{tcol!r} and {lcol!r} must be lists (one entry per token)")
         tokens = [str(t) for t in row[tcol]]
-        raw = row[lcol]
-        if len(raw) != len(tokens):
-            raise InputError(source, i + 1, f"{len(tokens)} tokens but {len(raw)} labels")
-        if names is not None:
-            try:
-                labels = [names[int(x)] for x in raw]
-            except (IndexError, ValueError, TypeError):
-                raise InputError(source, i + 1, f"label id out of range of {names}") from None
-        else:
-            labels = [str(x) for x in raw]
+        labels = _strings(row[lcol], names, len(tokens), "label", source, i + 1)
+        features = [_strings(row[f], fn, len(tokens), repr(f), source, i + 1)
+                    for f, fn in zip(feature_fields, feature_names, strict=True)]
         if not tokens:
             continue  # hub datasets keep -DOCSTART- rows as empty examples: document breaks
         if doc_col is not None:
@@ -117,7 +137,7 @@ def _corpus_from_hf(ds, source: str, tokens_field: str | None, label_field: str 
         if tokens[0] == DOCSTART:
             doc += 1
             continue
-        sentences.append(Sentence(tokens, labels, max(doc, 0), i + 1))
+        sentences.append(Sentence(tokens, labels, max(doc, 0), i + 1, features if feature_fields else None))
     if not sentences:
         raise InputError(source, None, "no sentences found")
     return Corpus(sentences, source, "datasets", len({s.doc for s in sentences}))

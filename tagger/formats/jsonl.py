@@ -3,18 +3,21 @@
 :func:`parse_object` is the one JSON-line parser (labelled examples use it too); it turns
 every way the ``json`` module fails (syntax, integers of more than 4300 digits, deep nesting)
 into one message. :func:`read_records` reads the records ``annotate`` tags: a ``text`` (raw,
-split into sentences with character offsets) or ``tokens`` (a list: one sentence). Bad lines are
-records with an ``error``, never dropped; blank lines are not records.
+split into sentences with character offsets) or ``tokens`` (a list: one sentence; for a model
+with feature columns, with a ``features`` object holding each column's values, e.g.
+``{"tokens": ["He", "left"], "features": {"1": ["PRP", "VBD"]}}``). Bad lines are records with
+an ``error``, never dropped; blank lines are not records.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO
 
 from tagger.formats.lines import decoded_lines
 from tagger.formats.text import split_sentences
+from tagger.prediction import FeaturedTokens
 
 _JSON_TYPES = {"list": "array", "str": "string", "NoneType": "null", "int": "number", "float": "number",
                "bool": "boolean"}
@@ -58,24 +61,49 @@ class JsonRecord:
         self.error = error
 
 
-def _record(lineno: int, line: str) -> JsonRecord:
+def _record(lineno: int, line: str, features: Sequence[str]) -> JsonRecord:
     try:
         obj = parse_object(line)
     except ValueError as exc:
         return JsonRecord(lineno, source=line, error=str(exc))
-    return record_from_object(obj, lineno, line)
+    return record_from_object(obj, lineno, line, features)
 
 
-def record_from_object(obj: dict, line: int = 0, source: str = "") -> JsonRecord:
+def _feature_values(obj: dict, tokens: list[str], features: Sequence[str]) -> list[list[str]] | str:
+    """The ``features`` field's values of each column in ``features``, or what is wrong with it."""
+    given = obj.get("features")
+    names = ", ".join(repr(f) for f in features)
+    if not isinstance(given, dict):
+        return f"the model reads feature columns: give 'features', an object with a list for each of {names}"
+    out = []
+    for f in features:
+        values = given.get(f)
+        if not isinstance(values, list) or len(values) != len(tokens) or not all(isinstance(v, str) for v in values):
+            return f"'features' needs a list of {len(tokens)} strings (one per token) for each of {names}"
+        out.append(values)
+    return out
+
+
+def record_from_object(obj: dict, line: int = 0, source: str = "", features: Sequence[str] = ()) -> JsonRecord:
     """The record of a parsed object: its ``tokens`` (one sentence) or its ``text`` split into sentences
-    (an error record, with ``source`` as its input, if it has neither or they are malformed)."""
+    (an error record, with ``source`` as its input, if it has neither or they are malformed). With
+    ``features`` (the model's feature columns), only ``tokens`` with their ``features`` will do."""
     lineno = line
     tokens = obj.get("tokens")
     text = obj.get("text")
     if tokens is not None:
         if not isinstance(tokens, list) or not all(isinstance(t, str) and t and not t.isspace() for t in tokens):
             return JsonRecord(lineno, source=source, error="'tokens' must be a list of non-blank strings")
-        return JsonRecord(lineno, obj, [tokens] if tokens else [], bounds=[0, len(tokens)])
+        sentence: list[str] = tokens
+        if features:
+            values = _feature_values(obj, tokens, features)
+            if isinstance(values, str):
+                return JsonRecord(lineno, source=source, error=values)
+            sentence = FeaturedTokens(tokens, values)
+        return JsonRecord(lineno, obj, [sentence] if tokens else [], bounds=[0, len(tokens)])
+    if features:
+        return JsonRecord(lineno, source=source, error="the model reads feature columns: give 'tokens' with "
+                          "their 'features', not raw text")
     if not isinstance(text, str):
         return JsonRecord(lineno, source=source, error="no 'text' (string) or 'tokens' (list) field")
     sents = split_sentences(text)
@@ -86,10 +114,12 @@ def record_from_object(obj: dict, line: int = 0, source: str = "") -> JsonRecord
     return JsonRecord(lineno, obj, [[text[a:b] for a, b in s] for s in sents], text, offsets, bounds)
 
 
-def read_records(fh: IO[bytes], path: str, encoding: str = "utf-8") -> Iterator[JsonRecord]:
-    """One record per non-blank line, in order; an undecodable line is an error record."""
+def read_records(fh: IO[bytes], path: str, encoding: str = "utf-8",
+                 features: Sequence[str] = ()) -> Iterator[JsonRecord]:
+    """One record per non-blank line, in order; an undecodable line is an error record (``features``:
+    see :func:`record_from_object`)."""
     for lineno, line, error in decoded_lines(fh, path, encoding, strict=False):
         if error is not None:
             yield JsonRecord(lineno, source=line, error=error)
         elif line.strip():
-            yield _record(lineno, line)
+            yield _record(lineno, line, features)

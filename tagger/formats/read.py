@@ -33,22 +33,39 @@ def read_corpus(
     label_field: str | None = "upos",
     encoding: str = "utf-8",
     require_labels: bool = True,
+    features: Sequence[str] = (),
 ) -> Corpus:
-    """Read a whole corpus file; errors for empty files or files without sentences."""
+    """Read a whole corpus file; errors for empty files or files without sentences.
+
+    ``features`` names feature columns: column numbers (as text) in a CoNLL file, field names
+    (:data:`~tagger.formats.conllu.FEATURE_FIELDS`) in a CoNLL-U file.
+    """
     if format not in FORMATS:
         raise TaggerError(f"unknown format {format!r}: choose one of {', '.join(FORMATS)}")
     path = Path(path)
     fmt = detect_format(path, ("conllu", "conll"), encoding) if format == "auto" else format
     if fmt == "conll":
         it: Iterable[Sentence] = iter_conll(
-            path, token_column, label_column if require_labels else None, encoding
+            path, token_column, label_column if require_labels else None, encoding,
+            feature_columns=conll_feature_columns(features, path),
         )
     else:
-        it = iter_conllu(path, label_field if require_labels else None, encoding)
+        it = iter_conllu(path, label_field if require_labels else None, encoding, feature_fields=list(features))
     sentences = list(it)
     if not sentences:
         raise _nothing_read(path)
     return Corpus(sentences, str(path), fmt, len({s.doc for s in sentences}))
+
+
+def conll_feature_columns(features: Sequence[str], path: str | os.PathLike) -> list[int]:
+    """Feature column numbers of a CoNLL file from their names as given (``"1"``, ``"-2"``)."""
+    out = []
+    for f in features:
+        try:
+            out.append(int(f))
+        except ValueError:
+            raise TaggerError(f"{path}: a CoNLL file's feature columns are column numbers, not {f!r}") from None
+    return out
 
 
 def read_sentences(

@@ -38,6 +38,9 @@ class ModelConfig(JsonConfig):
     char_kernel: int = option(3, help="CNN kernel width", min=1, max=31)
     casing: bool = option(True, help="casing feature")
     casing_dim: int = option(10, help="casing embedding size", min=1, max=256)
+    feature_sizes: list[int] = option(help="value vocabulary size of each feature column (incl. <pad>, <unk>)",
+                                      default_factory=list)
+    feature_dim: int = option(20, help="embedding size of each feature column", min=1, max=1024)
     hidden: int = option(200, help="LSTM hidden size per direction", min=1, max=4096)
     layers: int = option(1, help="BiLSTM layers", min=1, max=8)
     dropout: float = option(0.5, help="dropout rate", min=0.0, below=1.0)
@@ -134,6 +137,10 @@ class BiLSTMCRF(nn.Module):
         self.casing_embed = nn.Embedding(len(CASINGS), c.casing_dim, padding_idx=0) if c.casing else None
         if self.casing_embed is not None:
             in_dim += c.casing_dim
+        if any(not 2 < n <= 10_000_000 for n in c.feature_sizes):
+            raise ValueError("feature_sizes must be between 3 and 10,000,000 (<pad>, <unk> and the values)")
+        self.feature_embeds = nn.ModuleList(nn.Embedding(n, c.feature_dim, padding_idx=0) for n in c.feature_sizes)
+        in_dim += c.feature_dim * len(c.feature_sizes)
         self.dropout = Dropout(c.dropout)
         self.lstm = nn.LSTM(
             in_dim, c.hidden, num_layers=c.layers, bidirectional=True, batch_first=True,
@@ -153,9 +160,10 @@ class BiLSTMCRF(nn.Module):
         assert self.char_encoder is not None
         return self.char_encoder(chars)
 
-    def features(self, words: Tensor, chars: Tensor | None, casing: Tensor) -> Tensor:
-        """Input features ``(..., in_dim)``: word embeddings of ``words`` (...), the character-encoder
-        output ``chars`` (..., out_dim; None without a character encoder) and casing embeddings."""
+    def token_features(self, words: Tensor, chars: Tensor | None, casing: Tensor) -> Tensor:
+        """The part of the input features ``(..., token_dim)`` that depends on the token alone: word
+        embeddings of ``words`` (...), the character-encoder output ``chars`` (..., out_dim; None
+        without a character encoder) and casing embeddings (prediction caches it per distinct token)."""
         parts = [self.word_embed(words)]
         if self.char_encoder is not None:
             parts.append(chars)
@@ -163,12 +171,28 @@ class BiLSTMCRF(nn.Module):
             parts.append(self.casing_embed(casing))
         return torch.cat(parts, dim=-1)
 
+    def column_features(self, columns: Tensor | None) -> Tensor | None:
+        """Embeddings ``(..., columns * feature_dim)`` of the feature columns' value ids ``columns``
+        (..., feature columns); ``None`` for a model without feature columns."""
+        if not self.feature_embeds:
+            return None
+        if columns is None or columns.shape[-1] != len(self.feature_embeds):
+            got = 0 if columns is None else columns.shape[-1]
+            raise ValueError(f"the model reads {len(self.feature_embeds)} feature column(s), got {got}")
+        return torch.cat([e(columns[..., i]) for i, e in enumerate(self.feature_embeds)], dim=-1)
+
+    def features(self, words: Tensor, chars: Tensor | None, casing: Tensor, columns: Tensor | None = None) -> Tensor:
+        """Input features ``(..., in_dim)``: :meth:`token_features` and :meth:`column_features`."""
+        x = self.token_features(words, chars, casing)
+        cols = self.column_features(columns)
+        return x if cols is None else torch.cat([x, cols], dim=-1)
+
     def emissions(self, batch: Batch) -> Tensor:
         """Per-token tag scores, (batch, seq_len, num_tags); finite but meaningless past each length."""
         chars = None
         if self.char_encoder is not None:
             chars = self.char_encoder(batch.chars)[batch.char_rows]  # (batch, seq_len, out_dim)
-        x = self.dropout(self.features(batch.words, chars, batch.casing))  # (batch, seq_len, in_dim)
+        x = self.dropout(self.features(batch.words, chars, batch.casing, batch.features))  # (batch, seq_len, in_dim)
         h = run_bilstm(self.lstm, x, batch.mask.sum(1))  # (batch, seq_len, 2*hidden)
         return self.emit(self.dropout(h))  # (batch, seq_len, num_tags)
 

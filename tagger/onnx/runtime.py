@@ -185,9 +185,11 @@ class OnnxPredictor(ModelVocabulary):
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, nbest: int = 0,
         confidences: bool = True, scheme: str | None = None, token_scores: bool = True,
-        batch_tokens: int = BATCH_TOKENS,
+        batch_tokens: int = BATCH_TOKENS, features: Sequence[Sequence[Sequence[str]]] | None = None,
     ) -> list[Prediction]:
-        """Predict tags for each token list, in input order: :meth:`tagger.predict.Predictor.predict`."""
+        """Predict tags for each token list, in input order: :meth:`tagger.predict.Predictor.predict`
+        (exports have no feature columns: ``features`` must be ``None``)."""
+        self.column_values(sentences, features)  # refuses feature values
         out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
         for batch in length_batches(lengths, batch_size, order, batch_tokens):
             sents = [sentences[i] for i in batch]

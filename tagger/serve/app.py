@@ -101,7 +101,7 @@ def create_app(service: Service) -> FastAPI:
             if _chars(req) > INLINE_CHARS:  # tokenising a long text: off the event loop, which goes on meanwhile
                 records = await asyncio.to_thread(service.records, req.text, req.texts, req.tokens)
             else:  # a short one takes less time than handing it to a thread
-                records = service.records(req.text, req.texts, req.tokens)
+                records = service.records(req.text, req.texts, req.tokens, req.features)
             key = (req.nbest, req.scheme)
             preds = await batcher.submit(key, [s for r in records for s in r.sentences], o.timeout)
         except RequestProblem as exc:

@@ -22,6 +22,10 @@ class AnnotateRequest(BaseModel):
                              "does; one result.")
     texts: list[str] | None = Field(None, description="Several raw texts: one result each.")
     tokens: list[list[str]] | None = Field(None, description="Pre-tokenised sentences: one result each.")
+    features: list[dict[str, list[str]]] | None = Field(
+        None, description="With `tokens`, for a model that reads feature columns (`GET /model`: "
+        "`feature_columns`): for each sentence, each column's values, one per token "
+        "(e.g. `{\"1\": [\"NNP\", \"VBZ\"]}`).")
     nbest: int = Field(0, ge=0, description="Also return the K best tag sequences of each sentence with their "
                        "probabilities.")
     scheme: Scheme = Field("iob2", description="Tag scheme of entity tags (model: the model's own).")
@@ -32,6 +36,8 @@ class AnnotateRequest(BaseModel):
         if len(given) != 1:
             raise ValueError("give exactly one of 'text', 'texts' or 'tokens'"
                              + (f" (got {', '.join(given)})" if given else ""))
+        if self.features is not None and (self.tokens is None or len(self.features) != len(self.tokens)):
+            raise ValueError("'features' goes with 'tokens': one object per sentence")
         return self
 
 

@@ -65,6 +65,7 @@ class Service:
             "scheme": p.scheme,
             "labels": labels,
             "entity_types": types,
+            "feature_columns": list(p.feature_columns),
             "version": cfg.get("tagger_version"),
             "format_version": cfg.get("format_version"),
             "architecture": cfg.get("model"),
@@ -80,7 +81,8 @@ class Service:
         return bool(self.predictor.has_crf)
 
     # ---- requests
-    def records(self, text: str | None, texts: list[str] | None, tokens: list[list[str]] | None) -> list[JsonRecord]:
+    def records(self, text: str | None, texts: list[str] | None, tokens: list[list[str]] | None,
+                features: list[dict[str, list[str]]] | None = None) -> list[JsonRecord]:
         """The annotate records of a request's input; :class:`RequestProblem` for what it may not ask."""
         o = self.options
         objs: list[dict]
@@ -90,12 +92,16 @@ class Service:
             objs, field = [{"text": t} for t in texts], "texts"
         else:
             objs, field = [{"tokens": t} for t in tokens or []], "tokens"
+            if features is not None and not self.predictor.feature_columns:
+                raise RequestProblem(422, "'features': this model reads no feature columns")
+            for obj, f in zip(objs, features or [], strict=False):
+                obj["features"] = f
         if len(objs) > o.max_items:
             raise RequestProblem(413, f"{len(objs)} items in '{field}': at most {o.max_items} per request")
         records = []
         n_tokens = n_sentences = 0
         for k, obj in enumerate(objs):
-            r = record_from_object(obj)
+            r = record_from_object(obj, features=self.predictor.feature_columns)
             if r.error is not None:
                 raise RequestProblem(422, f"{field}[{k}]: {r.error}")
             n_sentences += len(r.sentences)

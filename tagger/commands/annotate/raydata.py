@@ -56,7 +56,7 @@ from tagger.commands.annotate.items import Item
 from tagger.commands.annotate.jobs import Job, _walk
 from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
 from tagger.commands.annotate.rayparts import _abort, _commit, _datasink, _is_uri, _prepare_out, assemble, read_rows
-from tagger.commands.annotate.run import token_column
+from tagger.commands.annotate.run import InputColumns, input_columns
 from tagger.errors import InputError, TaggerError
 from tagger.formats.lines import open_binary
 
@@ -160,7 +160,7 @@ def _parquet_as_jsonl(source: str) -> IO[bytes]:
     return buf
 
 
-def _read_chunks(source: str, options: AnnotateOptions, column: int, chunk_size: int) -> Iterator[dict]:
+def _read_chunks(source: str, options: AnnotateOptions, columns: InputColumns, chunk_size: int) -> Iterator[dict]:
     """The chunk rows of one input file (read as one process reads it), then its status row."""
     from tagger.commands.annotate.run import _chunks, _End, _job_events, _Skip, _Start
 
@@ -180,7 +180,7 @@ def _read_chunks(source: str, options: AnnotateOptions, column: int, chunk_size:
     if stream is not None:
         with stream:
             job = Job(source, None, stream_in=stream)
-            for group, _sents in _chunks(_job_events(job, opts, set(), column), chunk_size):
+            for group, _sents in _chunks(_job_events(job, opts, set(), columns), chunk_size):
                 items: list[Item] = []
                 for ev in group:
                     if type(ev) is Item:
@@ -307,7 +307,7 @@ def annotate_ray(model: str | os.PathLike, inputs: Sequence[str], out: str, opti
             raise TaggerError("--nbest needs a model with a CRF layer")
     files = list_inputs([str(i) for i in inputs], options.glob)
     packed = pack_model(model)
-    column = _token_column(packed, options)
+    columns = _input_columns(packed, options)
     chunk_size = options.chunk_size or 4096  # as one process with one worker: the same chunks
     actors = actors or options.workers
     started = False
@@ -327,7 +327,7 @@ def annotate_ray(model: str | os.PathLike, inputs: Sequence[str], out: str, opti
         say(f"annotating {len(files)} file(s) with {actors} actor(s) on Ray "
             f"({ray.cluster_resources().get('CPU', 0):g} CPUs)")
         ds = (ray.data.from_items([{"source": f} for f in files], override_num_blocks=len(files))
-              .flat_map(_reader(options, column, chunk_size), num_cpus=0,
+              .flat_map(_reader(options, columns, chunk_size), num_cpus=0,
                         compute=ray.data.TaskPoolStrategy(size=min(len(files), readers or actors)))
               .map_batches(Annotator, batch_size=1, batch_format="pyarrow", compute=ray.data.ActorPoolStrategy(
                   size=actors), fn_constructor_args=([model_ref], options), num_cpus=1))
@@ -347,22 +347,22 @@ def annotate_ray(model: str | os.PathLike, inputs: Sequence[str], out: str, opti
     return summary
 
 
-def _reader(options: AnnotateOptions, column: int, chunk_size: int) -> Callable[[dict], Iterator[dict]]:
+def _reader(options: AnnotateOptions, columns: InputColumns, chunk_size: int) -> Callable[[dict], Iterator[dict]]:
     def read(row: dict) -> Iterator[dict]:
-        return _read_chunks(str(row["source"]), options, column, chunk_size)
+        return _read_chunks(str(row["source"]), options, columns, chunk_size)
 
     return read
 
 
-def _token_column(packed: dict[str, bytes], options: AnnotateOptions) -> int:
-    """The CoNLL token column, from the packed model's config.json (as in :func:`run.token_column`)."""
-    if options.token_column is not None:
-        return options.token_column
+def _input_columns(packed: dict[str, bytes], options: AnnotateOptions) -> InputColumns:
+    """The input columns, from the packed model's config.json (as in :func:`run.input_columns`)."""
     try:
         config = json.loads(packed["config.json"])
     except (KeyError, ValueError):
         raise TaggerError("model directory without a readable config.json") from None
-    return token_column(config, options)
+    if not isinstance(config, dict):
+        raise TaggerError("model directory's config.json is not a JSON object")
+    return input_columns(config, options)
 
 
 def _summary(returns: list[dict], n_files: int, seconds: float, options: AnnotateOptions,

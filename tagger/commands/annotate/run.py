@@ -22,6 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -81,7 +82,21 @@ def token_column(config: dict, options: AnnotateOptions) -> int:
     return column
 
 
-def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], column: int) -> Iterator:
+@dataclass(frozen=True)
+class InputColumns:
+    """The columns annotate reads from CoNLL / CoNLL-U input: the tokens', and the model's feature columns."""
+
+    token: int = 0
+    features: tuple[str, ...] = ()
+
+
+def input_columns(config: dict, options: AnnotateOptions) -> InputColumns:
+    """The input columns for the model whose ``config.json`` is ``config`` (see :func:`token_column`)."""
+    features = tuple(f["column"] for f in (config.get("vocab") or {}).get("features") or [])
+    return InputColumns(token_column(config, options), features)
+
+
+def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], columns: InputColumns) -> Iterator:
     """Start, Item... and End (or one Skip) for one input; an input error ends it as failed."""
     label = job.source if job.source != "-" else "<stdin>"
     try:
@@ -107,7 +122,8 @@ def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], column: 
             return
         yield _Start(Sink(out, job.stream_out), Renderer(fin, fout, options, options.encoding), label)
         try:
-            yield from read_items(fin, fh, label, options.encoding, column, options.max_chars)
+            yield from read_items(fin, fh, label, options.encoding, columns.token, options.max_chars,
+                                  columns.features)
         except TaggerError as exc:
             yield _End(exc)
             return
@@ -117,11 +133,11 @@ def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], column: 
         yield _End()
 
 
-def _events(jobs: list[Job], options: AnnotateOptions, column: int) -> Iterator:
+def _events(jobs: list[Job], options: AnnotateOptions, columns: InputColumns) -> Iterator:
     """The events of every job, in order."""
     sources = {Path(j.source).resolve() for j in jobs if j.stream_in is None}
     for job in jobs:
-        yield from _job_events(job, options, sources, column)
+        yield from _job_events(job, options, sources, columns)
 
 
 def _chunks(events: Iterator, size: int) -> Generator[tuple[list, list[list[str]]], None, None]:
@@ -270,7 +286,7 @@ def run_jobs(predictor: Tagger, jobs: list[Job], options: AnnotateOptions,
 
     # Smaller chunks with several workers: a file of a few thousand sentences still keeps them all busy.
     chunk_size = options.chunk_size or (4096 if options.workers == 1 else 1024)
-    chunks = _chunks(_events(jobs, options, token_column(predictor.config, options)), chunk_size)
+    chunks = _chunks(_events(jobs, options, input_columns(predictor.config, options)), chunk_size)
     if reads_ahead(options):
         chunks = _prefetch(chunks)
     pending: deque = deque()

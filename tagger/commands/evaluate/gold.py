@@ -27,6 +27,7 @@ class Gold:
     format: str
     scheme: str | None  # known label scheme (prepared directories); None: detect
     exact_lines: bool  # token j of a sentence is on line ``lines[i] + j``
+    features: list[list[list[str]]] | None = None  # each sentence's feature columns (models that read them)
 
     def line_of(self, sent: int, tok: int) -> int | None:
         """Source line of token ``tok`` of sentence ``sent`` (of the sentence where tokens share a line)."""
@@ -54,11 +55,12 @@ def parse_data_arg(data: str | os.PathLike) -> tuple[Path, str | None]:
     return path, None
 
 
-def read_gold(data: str | os.PathLike, fmt: dict) -> Gold:
-    """Read gold data: a corpus file (with the format options ``fmt``) or a prepared split."""
+def read_gold(data: str | os.PathLike, fmt: dict, features: list[str] | None = None) -> Gold:
+    """Read gold data: a corpus file (with the format options ``fmt``) or a prepared split; with
+    the feature columns ``features`` (as the model names them) when the model reads any."""
     path, split = parse_data_arg(data)
     if split is not None:
-        return _read_prepared(path, split)
+        return _read_prepared(path, split, features or [])
     from tagger.formats.read import read_corpus
 
     label_column = fmt["label_column"]
@@ -69,19 +71,24 @@ def read_gold(data: str | os.PathLike, fmt: dict) -> Gold:
             raise TaggerError(
                 f"--label-column must be a column number for corpus files, got {label_column!r}") from None
     corpus = read_corpus(path, fmt["format"], int(fmt["token_column"]), label_column,
-                         fmt["label_field"] or "upos", fmt["encoding"] or "utf-8")
+                         fmt["label_field"] or "upos", fmt["encoding"] or "utf-8", features=features or ())
     sents = corpus.sentences
     return Gold(
         tokens=[s.tokens for s in sents], labels=[s.labels or [] for s in sents], lines=[s.line for s in sents],
         source=str(path), description=str(path), split=None, format=corpus.format, scheme=None,
-        exact_lines=corpus.format == "conll",
+        exact_lines=corpus.format == "conll", features=[s.features or [] for s in sents] if features else None,
     )
 
 
-def _read_prepared(path: Path, split: str) -> Gold:
+def _read_prepared(path: Path, split: str, features: list[str]) -> Gold:
     """One split of a prepared directory (without loading its embedding matrices)."""
     manifest, d = load_split(path, split)
-    cols = d.select_columns([c for c in ("tokens", "labels", "line") if c in d.column_names]).to_dict()
+    have = [str(n) for n in manifest.get("options", {}).get("feature_columns") or []]
+    if features and have != features:
+        raise TaggerError(f"{path}: the model reads the feature column(s) {', '.join(features)}, "
+                          f"this prepared directory has {', '.join(have) or 'none'}")
+    names = ("tokens", "labels", "line", *(["features"] if features else []))
+    cols = d.select_columns([c for c in names if c in d.column_names]).to_dict()
     n = len(cols["tokens"])
     info = (manifest.get("splits") or {}).get(split) or {}
     task = manifest.get("task")
@@ -91,6 +98,7 @@ def _read_prepared(path: Path, split: str) -> Gold:
         description=f"{path}:{split}", split=split, format="prepared",
         scheme=manifest.get("scheme") if task == "entity" and manifest.get("scheme") in schemes.SCHEMES else None,
         exact_lines=manifest.get("format") == "conll",
+        features=[list(f) for f in cols["features"]] if features else None,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from tagger import __version__
@@ -35,11 +35,11 @@ def _check_arguments(batch_size: int, threads: int, device: str, out: str | os.P
     return out_path
 
 
-def _predict(predictor: Tagger, tokens: Sequence[Sequence[str]], batch_size: int, threads: int,
+def _predict(predictor: Tagger, gold: Gold, batch_size: int, threads: int,
              device: str) -> tuple[list[list[str]], int | None]:
     """Predicted tags (model scheme) and the CPU threads used (None on a GPU); torch's setting is restored."""
     with Threads(threads) as cpu:
-        preds = predictor.predict(tokens, batch_size=batch_size, confidences=False)
+        preds = predictor.predict(gold.tokens, batch_size=batch_size, confidences=False, features=gold.features)
         used_threads = cpu.count
     return [p.tags for p in preds], used_threads if device == "cpu" else None
 
@@ -88,7 +88,7 @@ def evaluate(
     timing["load_model"] = time.perf_counter() - t_start
 
     t = time.perf_counter()
-    gold = read_gold(data, resolve_format(predictor.config, format_overrides))
+    gold = read_gold(data, resolve_format(predictor.config, format_overrides), predictor.feature_columns)
     gold_m, gold_scheme, repairs = gold_in_model_scheme(gold, predictor.task, predictor.scheme)
     timing["read"] = time.perf_counter() - t
     unseen = sorted({lab for labs in gold_m for lab in labs} - (set(predictor.tag_names) - {"<pad>"}))
@@ -96,7 +96,7 @@ def evaluate(
         say(f"warning: gold labels the model never saw in training (it cannot predict them): {', '.join(unseen)}")
 
     t = time.perf_counter()
-    pred_m, used_threads = _predict(predictor, gold.tokens, batch_size, threads, device)
+    pred_m, used_threads = _predict(predictor, gold, batch_size, threads, device)
     timing["predict"] = time.perf_counter() - t
 
     t = time.perf_counter()
