@@ -142,3 +142,14 @@ def test_cross_validation_run_is_read_from_cv_json(tmp_path):
     (tmp_path / "train" / "cv.json").write_text(json.dumps({"mean_accuracy": 0.79, "minutes": 5.5, "folds": folds}))
     r = acc.read_run(acc.TASKS["polarity"], tmp_path)
     assert r == {"dev": 81.0, "test": 79.0, "minutes": 5.5, "epochs": 7.0, "folds": [80.0, 78.0]}
+
+
+def test_a_recipe_variant_is_the_same_pipeline_with_its_variables_set(tmp_path):
+    acc = accuracy()
+    words, shipped = acc.TASKS["conll2000_chunk_words"], acc.TASKS["conll2000_chunk"]
+    assert words.pipeline == shipped.pipeline
+    cmd = acc.pipeline_command(words, 2, tmp_path / "d", tmp_path / "w")
+    assert cmd[cmd.index("--set", cmd.index("SEED=2")) + 1] == "FEATURES="
+    assert "FEATURES=" not in " ".join(acc.pipeline_command(shipped, 2, tmp_path / "d", tmp_path / "w"))
+    for spec in acc.TASKS.values():  # every task names a pipeline that exists and declares SEED
+        assert spec.pipeline.is_file() and 'SEED = "1"' in spec.pipeline.read_text()
