@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -12,6 +16,17 @@ SAMPLE = ROOT / "data" / "sample"
 SHARED = Path(os.environ.get("TAGGER_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is absent")
+
+
+@functools.cache
+def benchmark_module(name: str) -> ModuleType:
+    """The script ``benchmarks/<name>.py`` as a module (benchmarks are scripts, not a package), loaded once."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
 
 
 @pytest.fixture(autouse=True)

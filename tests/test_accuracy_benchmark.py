@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import SAMPLE, benchmark_module
 
 PIPELINE = """
 [pipeline]
@@ -56,13 +51,8 @@ out = "news.jsonl"
 """
 
 
-@functools.cache
 def accuracy():
-    spec = importlib.util.spec_from_file_location("accuracy_benchmark", ROOT / "benchmarks" / "accuracy.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("accuracy")
 
 
 @pytest.fixture
@@ -79,7 +69,7 @@ def tiny_task(tmp_path, monkeypatch):
 def test_each_seed_runs_the_pipeline_and_the_report_has_every_run(tmp_path, tiny_task):
     acc = accuracy()
     out, work = tmp_path / "reports" / "accuracy", tmp_path / "work"
-    args = ["--task", "tiny", "--data", str(ROOT / "data" / "sample"), "--workdir", str(work), "--out", str(out)]
+    args = ["--task", "tiny", "--data", str(SAMPLE), "--workdir", str(work), "--out", str(out)]
     assert acc.main([*args, "--seeds", "1", "2"]) == 0
     res = json.loads(out.with_suffix(".json").read_text())["tiny"]
     assert [r["seed"] for r in res["runs"]] == [1, 2]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -12,17 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import benchmark_module
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 
 
 def _proctree():
-    spec = importlib.util.spec_from_file_location("proctree", ROOT / "benchmarks" / "proctree.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("proctree")
 
 
 def test_tree_cpu_and_memory_of_a_parent_with_a_child():

@@ -8,12 +8,10 @@ inputs small enough for CI and check the properties, not the speed.
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
 
 import pytest
-from conftest import ROOT
+from conftest import benchmark_module
 from reliability_util import tagger_model, write_case_counts
 
 pytestmark = pytest.mark.slow
@@ -21,12 +19,8 @@ pytestmark = pytest.mark.slow
 CASES: dict[str, int] = {}
 
 
-@functools.cache
 def _benchmark():
-    spec = importlib.util.spec_from_file_location("annotate_memory", ROOT / "benchmarks" / "annotate_memory.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("annotate_memory")
 
 
 def _count(kind: str, n: int = 1) -> None:

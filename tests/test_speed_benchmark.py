@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import benchmark_module
 
 FLOOR_OUTPUT = "\n".join(json.dumps(r) for r in [
     {"torch": "2", "matmul_gflops_2thr": 80.123, "matmul_gflops_1thr": 41.0, "threads": 2},
@@ -23,13 +18,8 @@ FLOOR_OUTPUT = "\n".join(json.dumps(r) for r in [
 ]) + "\nnot json\n"
 
 
-@functools.cache
 def speed():
-    spec = importlib.util.spec_from_file_location("speed_benchmark", ROOT / "benchmarks" / "speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # its dataclasses look their module up
-    spec.loader.exec_module(mod)
-    return mod
+    return benchmark_module("speed")
 
 
 def test_floor_output_is_summarized():
