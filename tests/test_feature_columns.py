@@ -278,6 +278,17 @@ def test_serve_takes_features_beside_tokens(models):
     with pytest.raises(RequestProblem, match="reads no feature columns"):
         plain.records(None, None, [["w1"]], [{"1": ["P"]}])
 
+    from fastapi.testclient import TestClient
+
+    from tagger.serve import create_app
+
+    with TestClient(create_app(service)) as client:
+        body = {"tokens": [["w1", "w2"]], "features": [{"1": ["P", "Q"]}], "scheme": "iob2"}
+        ok = client.post("/annotate", json=body)
+        assert ok.status_code == 200 and ok.json()["results"][0]["tags"] == ["B-ENT", "O"]
+        unpaired = client.post("/annotate", json={"texts": ["w1"], "features": [{"1": ["P"]}]})
+        assert unpaired.status_code == 422 and "'features' goes with 'tokens'" in unpaired.json()["error"]
+
 
 def test_dataset_fields_as_feature_columns(tmp_path):
     pytest.importorskip("datasets")
