@@ -31,6 +31,10 @@ class Batch:
     tags: torch.Tensor | None  # (batch, seq_len) long, 0 at padding
     index: list[int]  # positions of these sentences in the original list
     features: torch.Tensor | None = None  # (batch, seq_len, feature columns) long value ids, 0 at padding
+    #: (batch, 2) long with document context: where each sentence starts in its row and the row's
+    #: length. The token tensors then hold whole windows (context, sentence, context); ``mask`` and
+    #: ``tags`` the sentences alone (batch, sentence length).
+    context: torch.Tensor | None = None
 
     @property
     def lengths(self) -> torch.Tensor:
@@ -44,6 +48,7 @@ class Batch:
             self.words.to(device), self.chars.to(device), self.char_rows.to(device), self.casing.to(device),
             self.mask.to(device), None if self.tags is None else self.tags.to(device), self.index,
             None if self.features is None else self.features.to(device),
+            None if self.context is None else self.context.to(device),
         )
 
 
@@ -72,6 +77,8 @@ class EncodedCorpus:
                 raise ValueError("every sentence needs the same feature columns")
             self.features = torch.tensor([[col[i] for col in x.features or []] for x in items for i in range(len(x))],
                                          dtype=torch.long).reshape(-1, n)  # (tokens, feature columns)
+        self.left: torch.Tensor | None = None  # (sentences,) tokens of context before each (set_context)
+        self.right: torch.Tensor | None = None  # (sentences,) and after it
         forms: dict[tuple[int, ...], int] = {}
         self.forms = torch.tensor([forms.setdefault(tuple(c), len(forms)) for x in items for c in x.chars],
                                   dtype=torch.long)  # (tokens,) row of form_chars
@@ -85,22 +92,49 @@ class EncodedCorpus:
     def __len__(self) -> int:
         return len(self.lengths)
 
+    def set_context(self, docs: Sequence[int], n: int) -> None:
+        """Give each sentence up to ``n`` tokens of context on each side from its document (``docs``:
+        the sentences' document ids; the sentences are in document order, as a corpus reads them)."""
+        from tagger.context import window_sizes
+
+        sizes = window_sizes(self.lengths.tolist(), docs, n)
+        self.left = torch.tensor([a for a, _ in sizes], dtype=torch.long)  # (sentences,)
+        self.right = torch.tensor([b for _, b in sizes], dtype=torch.long)  # (sentences,)
+
+    def row_lengths(self) -> torch.Tensor:
+        """``(sentences,)`` tokens of each sentence's row: the sentence, and its context if set."""
+        if self.left is None or self.right is None:
+            return self.lengths
+        return self.left + self.lengths + self.right
+
     def batch(self, index: Sequence[int]) -> Batch:
-        """The sentences ``index`` as one padded :class:`Batch`."""
+        """The sentences ``index`` as one padded :class:`Batch` (windows with their context, if set)."""
         idx = torch.as_tensor(index, dtype=torch.long)  # (batch,)
         lengths = self.lengths[idx]  # (batch,)
-        steps = torch.arange(int(lengths.max()))  # (seq_len,)
-        mask = steps[None, :] < lengths[:, None]  # (batch, seq_len)
-        pos = torch.where(mask, self.offsets[idx, None] + steps[None, :], 0)  # (batch, seq_len) token positions
-        forms, rows = torch.unique(self.forms[pos], return_inverse=True)  # (distinct,), (batch, seq_len)
+        context = None
+        first = self.offsets[idx]  # (batch,) first token of each row
+        row_lengths = lengths  # (batch,) tokens of each row
+        if self.left is not None and self.right is not None:
+            left = self.left[idx]  # (batch,)
+            first, row_lengths = first - left, left + lengths + self.right[idx]
+            context = torch.stack([left, row_lengths], 1)  # (batch, 2)
+        steps = torch.arange(int(row_lengths.max()))  # (row_len,)
+        real = steps[None, :] < row_lengths[:, None]  # (batch, row_len)
+        pos = torch.where(real, first[:, None] + steps[None, :], 0)  # (batch, row_len) token positions
+        forms, char_rows = torch.unique(self.forms[pos], return_inverse=True)  # (distinct,), (batch, row_len)
         chars = self.form_chars[forms, : int(self.form_lengths[forms].max())]  # (distinct, max_chars)
-        words = self.words[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
-        cas = self.casing[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
-        tags = None if self.tags is None else self.tags[pos].masked_fill_(~mask, 0)  # (batch, seq_len)
-        features = None  # (batch, seq_len, feature columns)
+        words = self.words[pos].masked_fill_(~real, 0)  # (batch, row_len)
+        cas = self.casing[pos].masked_fill_(~real, 0)  # (batch, row_len)
+        features = None  # (batch, row_len, feature columns)
         if self.features is not None:
-            features = self.features[pos].masked_fill_(~mask[:, :, None], 0)
-        return Batch(words, chars, rows, cas, mask, tags, list(index), features)
+            features = self.features[pos].masked_fill_(~real[:, :, None], 0)
+        mask, at = real, pos  # (batch, seq_len) the sentences themselves, and their token positions
+        if context is not None:
+            own = torch.arange(int(lengths.max()))  # (seq_len,)
+            mask = own[None, :] < lengths[:, None]
+            at = torch.where(mask, self.offsets[idx, None] + own[None, :], 0)
+        tags = None if self.tags is None else self.tags[at].masked_fill_(~mask, 0)  # (batch, seq_len)
+        return Batch(words, chars, char_rows, cas, mask, tags, list(index), features, context)
 
 
 def collate(items: Sequence[Encoded], index: Sequence[int]) -> Batch:

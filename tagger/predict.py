@@ -16,7 +16,7 @@ import torch
 from tagger import modeldir, prediction, schemes
 from tagger.collector import paused_gc
 from tagger.errors import ModelError
-from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig
+from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig, sentence_rows
 from tagger.nn.packed import PackedLayout
 from tagger.prediction import Entity, ModelVocabulary, Prediction
 from tagger.spans import SpanReader
@@ -288,8 +288,11 @@ class Predictor(ModelVocabulary):
         for sentences that have entities.
         """
         out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
-        columns = self.column_ids(sentences, features)  # (tokens of each sentence, columns) value ids, or None
-        batches = length_batches(lengths, batch_size, order, batch_tokens)
+        rows, offsets = self.rows(sentences)  # what the BiLSTM reads of each (with its context), and where it starts
+        row_lengths = [len(r) for r in rows]
+        order.sort(key=lambda i: -row_lengths[i])
+        columns = self.column_ids(rows, features if offsets is None else None)  # (row tokens, columns) ids, or None
+        batches = length_batches(row_lengths, batch_size, order, batch_tokens)
         with torch.inference_mode(), governed(self.threads), paused_gc():
             k = 0
             while k < len(batches):
@@ -298,9 +301,9 @@ class Predictor(ModelVocabulary):
                 tokens = 0
                 while k < len(batches) and (not block or tokens < BLOCK_TOKENS):
                     block.append(batches[k])
-                    tokens += sum(lengths[i] for i in batches[k])
+                    tokens += sum(row_lengths[i] for i in batches[k])
                     k += 1
-                flat = [t for chunk in block for i in chunk for t in sentences[i]]
+                flat = [t for chunk in block for i in chunk for t in rows[i]]
                 feats = self.cache.features(flat)  # (tokens, token_dim)
                 if columns is not None:
                     ids = torch.cat([columns[i] for chunk in block for i in chunk]).to(self.device)  # (tokens, columns)
@@ -309,14 +312,10 @@ class Predictor(ModelVocabulary):
                     feats = torch.cat([feats, cols], dim=1)  # (tokens, in_dim)
                 ems, kept, start = [], [], 0
                 for chunk in block:
-                    lens = torch.tensor([lengths[i] for i in chunk])  # decreasing
-                    starts = torch.tensor([0, *itertools.accumulate(lens[:-1].tolist())]) + start
-                    start += int(lens.sum())
-                    pos = torch.arange(int(lens[0]))
-                    mask = pos[None, :] < lens[:, None]  # (batch, seq_len)
-                    rows = torch.where(mask, starts[:, None] + pos[None, :], 0)  # rows of feats
-                    em = self.model.emissions_from_features(feats, rows, lens)  # (batch, seq_len, T)
-                    mask = mask.to(em.device)
+                    em, mask = self._chunk_emissions(feats, start, [row_lengths[i] for i in chunk],
+                                                     [lengths[i] for i in chunk],
+                                                     None if offsets is None else [offsets[i] for i in chunk])
+                    start += sum(row_lengths[i] for i in chunk)
                     ems.append(em[mask])  # (tokens, T)
                     if nbest:
                         kept.append((em, mask, chunk))
@@ -331,6 +330,36 @@ class Predictor(ModelVocabulary):
                     self._nbest(em, mask, preds[at : at + len(chunk)], nbest)
                     at += len(chunk)
         return prediction.finish(out, self.task, self.scheme, scheme)
+
+    def rows(self, sentences: Sequence[Sequence[str]]) -> tuple[Sequence[Sequence[str]], list[int] | None]:
+        """What the BiLSTM reads for each sentence and where the sentence starts in it: the sentences
+        themselves (``None``), or, for a model with document context, each with up to ``context``
+        tokens of its own context on each side (:class:`~tagger.prediction.SentenceTokens` ``left`` /
+        ``right``; none when a sentence has none)."""
+        n = self.model.config.context
+        if not n:
+            return sentences, None
+        rows, offsets = [], []
+        for s in sentences:
+            left, right = getattr(s, "left", None) or [], getattr(s, "right", None) or []
+            left, right = left[max(0, len(left) - n):], right[:n]
+            rows.append(prediction.join([left, s, right]))
+            offsets.append(len(left))
+        return rows, offsets
+
+    def _chunk_emissions(self, feats: torch.Tensor, start: int, row_lengths: list[int], lengths: list[int],
+                         offsets: list[int] | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Emissions ``(batch, seq_len, T)`` and mask of one batch whose rows are the consecutive rows of
+        ``feats`` from ``start`` (``row_lengths`` decreasing); with ``offsets``, of each row's sentence."""
+        lens = torch.tensor(row_lengths)  # (batch,)
+        starts = torch.tensor([0, *itertools.accumulate(row_lengths[:-1])]) + start  # (batch,)
+        pos = torch.arange(row_lengths[0])  # (row_len,)
+        rows = torch.where(pos[None, :] < lens[:, None], starts[:, None] + pos[None, :], 0)  # rows of feats
+        em = self.model.emissions_from_features(feats, rows, lens)  # (batch, row_len, T)
+        if offsets is not None:
+            em = sentence_rows(em, torch.tensor(offsets, device=em.device), max(lengths))  # (batch, seq_len, T)
+        own = torch.arange(em.shape[1], device=em.device)  # (seq_len,)
+        return em, own[None, :] < torch.tensor(lengths, device=em.device)[:, None]
 
     def column_ids(self, sentences: Sequence[Sequence[str]],
                    features: Sequence[Sequence[Sequence[str]]] | None) -> list[torch.Tensor] | None:

@@ -43,24 +43,59 @@ class Prediction:
         return schemes.from_spans([(e.label, e.start, e.end) for e in self.entities], len(self.tags), scheme)
 
 
-class FeaturedTokens(list):
-    """A sentence's tokens (a ``list``) that also carry its feature columns' values: ``features``
-    holds one list per column, a value per token. A slice slices the columns too, so a sentence
-    tagged in pieces keeps them; anything that takes the tokens alone sees a list."""
+class SentenceTokens(list):
+    """A sentence's tokens (a ``list``) with what a model may read beside them: ``features``, the
+    values of its feature columns (one list per column, a value per token, or ``None``), and
+    ``left`` / ``right``, up to ``reach`` tokens of its document before and after it (document
+    context, or ``None``; with feature values when the sentence has them). A slice keeps all of
+    it: a sentence tagged in pieces gives each piece its values, and the tokens around the piece
+    (of the sentence, then of its context) as context. Anything that takes the tokens alone sees a
+    list."""
 
-    __slots__ = ("features",)
+    __slots__ = ("features", "left", "right", "reach")
 
-    def __init__(self, tokens: Sequence[str], features: Sequence[Sequence[str]]) -> None:
+    def __init__(self, tokens: Sequence[str], features: Sequence[Sequence[str]] | None = None,
+                 left: Sequence[str] | None = None, right: Sequence[str] | None = None, reach: int = 0) -> None:
         super().__init__(tokens)
-        self.features = [list(c) for c in features]
+        self.features = None if features is None else [list(c) for c in features]
+        self.left, self.right, self.reach = left, right, reach
 
     def __getitem__(self, index):
-        if isinstance(index, slice):
-            return FeaturedTokens(list.__getitem__(self, index), [c[index] for c in self.features])
-        return list.__getitem__(self, index)
+        if not isinstance(index, slice):
+            return list.__getitem__(self, index)
+        a, b, step = index.indices(len(self))
+        if step != 1:
+            raise ValueError("a sentence slices with step 1 only")
+        piece = self._part(a, b)
+        if self.left is not None or self.right is not None:
+            left = join([self.left or [], self._part(0, a)])
+            piece.left = left[max(0, len(left) - self.reach):]
+            piece.right = join([self._part(b, len(self)), self.right or []])[: self.reach]
+            piece.reach = self.reach
+        return piece
+
+    def _part(self, a: int, b: int) -> SentenceTokens:
+        """Tokens ``a..b-1`` with their feature values, without context."""
+        return SentenceTokens(list.__getitem__(self, slice(a, b)),
+                              None if self.features is None else [c[a:b] for c in self.features])
 
     def __reduce__(self):
-        return FeaturedTokens, (list(self), self.features)
+        return SentenceTokens, (list(self), self.features, self.left, self.right, self.reach)
+
+
+def join(parts: Sequence[Sequence[str]]) -> list[str]:
+    """Token lists laid end to end; with their feature values when the non-empty ones have some."""
+    tokens = [t for p in parts for t in p]
+    values: list[list[list[str]]] = []
+    for p in parts:
+        v = getattr(p, "features", None)
+        if len(p) and v is None:
+            return tokens
+        if v is not None and len(p):
+            values.append(v)
+    if not values:
+        return tokens
+    return SentenceTokens(tokens, [[x for v in values for x in v[c]] for c in range(len(values[0]))])
 
 
 def start(sentences: Sequence[Sequence[str]], batch_size: int, batch_tokens: int
@@ -102,6 +137,8 @@ class ModelVocabulary:
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
         self.threads = 0
+        #: tokens of document context the model reads on each side of a sentence (0: none)
+        self.context: int = int((config.get("model") or {}).get("context") or 0)
         #: the feature columns the model reads beside the words, as ``prepare --feature-columns`` named them
         self.feature_columns: list[str] = [f["column"] for f in config["vocab"].get("features", [])]
 
@@ -113,7 +150,7 @@ class ModelVocabulary:
                       features: Sequence[Sequence[Sequence[str]]] | None) -> list[list[list[int]]] | None:
         """Value ids of each sentence's feature columns (``None`` for a model without any); a
         :class:`~tagger.errors.TaggerError` when they are missing, extra or of the wrong lengths.
-        Without ``features``, a sentence's values are its own (:class:`FeaturedTokens`)."""
+        Without ``features``, a sentence's values are its own (:class:`SentenceTokens`)."""
         if features is None:
             own = [getattr(s, "features", None) for s in sentences]
             features = None if any(f is None for f in own) else own  # type: ignore[assignment]
@@ -142,6 +179,7 @@ class Tagger(Protocol):
     threads: int
     lookup: WordLookup  # word → id, with its training vocabulary (for out-of-vocabulary figures)
     feature_columns: list[str]  # feature columns the model reads beside the words ([] for most models)
+    context: int  # tokens of document context it reads on each side of a sentence (0: none)
 
     @property
     def tag_names(self) -> list[str]: ...

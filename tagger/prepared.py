@@ -66,6 +66,11 @@ class Prepared:
         d = _split(self.dataset, self.path, split)
         return d["tokens"], d["labels"]
 
+    def documents(self, split: str) -> list[int]:
+        """The document id of each sentence of ``split`` (sentences of a document are consecutive)."""
+        d = _split(self.dataset, self.path, split)
+        return [int(x) for x in d["doc"]] if "doc" in d.column_names else [0] * len(d)
+
     def feature_values(self, split: str) -> list[list[list[str]]] | None:
         """Each sentence's feature columns (one list of values per column), ``None`` without features."""
         if not self.feature_names:

@@ -19,7 +19,7 @@ from tagger.errors import InputError, ModelError, TaggerError
 from tagger.formats.conll import iter_conll
 from tagger.formats.conllu import iter_conllu
 from tagger.formats.jsonl import record_from_object
-from tagger.prediction import FeaturedTokens
+from tagger.prediction import SentenceTokens
 from tagger.prepared import load_prepared
 
 FAST = dict(hidden=16, char_encoder="none", casing=False, epochs=12, batch_size=8, seed=1, threads=1, ema=0.0,
@@ -161,7 +161,7 @@ def test_predict_takes_the_values_as_argument_or_with_the_tokens(models, data):
     tokens = [["w1", "w2", "w3"], ["w4"]]
     values = [[["P", "Q", "P"]], [["Q"]]]
     by_argument = p.predict(tokens, features=values, scheme="iob2")
-    with_tokens = p.predict([FeaturedTokens(t, v) for t, v in zip(tokens, values, strict=True)], scheme="iob2")
+    with_tokens = p.predict([SentenceTokens(t, v) for t, v in zip(tokens, values, strict=True)], scheme="iob2")
     assert [x.tags for x in by_argument] == [x.tags for x in with_tokens] == [["B-ENT", "O", "B-ENT"], ["O"]]
     same_word = p.predict([["w1", "w1"]], features=[[["Q", "P"]]], scheme="iob2")[0]
     assert same_word.tags == ["O", "B-ENT"]
@@ -176,10 +176,10 @@ def test_predict_takes_the_values_as_argument_or_with_the_tokens(models, data):
 def test_a_featured_sentence_keeps_its_values_when_sliced_and_pickled():
     import pickle
 
-    s = FeaturedTokens(["a", "b", "c"], [["X", "Y", "Z"]])
+    s = SentenceTokens(["a", "b", "c"], [["X", "Y", "Z"]])
     assert s[1:].features == [["Y", "Z"]] and s[0] == "a" and list(s) == ["a", "b", "c"]
     t = pickle.loads(pickle.dumps(s))
-    assert type(t) is FeaturedTokens and t == s and t.features == s.features
+    assert type(t) is SentenceTokens and t == s and t.features == s.features
 
 
 # ----------------------------------------------------------------------------------------- evaluate

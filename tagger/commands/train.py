@@ -62,6 +62,8 @@ class TrainOptions:
     char_filters: int = _model_bound("char_filters", "Char CNN filters (or char LSTM size per direction).", 50)
     char_kernel: int = _model_bound("char_kernel", "Char CNN kernel width.", 3)
     casing: bool = option(True, help="Casing feature (lower, upper, title, numeric...).")
+    context: int = _model_bound("context", "Tokens of document context the BiLSTM reads on each side of a "
+                                "sentence (neighbouring sentences of its document; 0 = none).", 0)
     feature_dim: int = _model_bound("feature_dim", "Embedding size of each feature column (prepare "
                                     "--feature-columns).", 20)
     hidden: int = _model_bound("hidden", "BiLSTM hidden size per direction.", 200)
@@ -98,7 +100,7 @@ def evaluate_split(model: BiLSTMCRF, encoded: EncodedCorpus, gold: list[list[str
     lengths = encoded.lengths.tolist()
     preds: list[list[str]] = [[] for _ in lengths]
     with torch.inference_mode():
-        for idx in length_batches(lengths, batch_size, max_tokens=BATCH_TOKENS):
+        for idx in length_batches(encoded.row_lengths().tolist(), batch_size, max_tokens=BATCH_TOKENS):
             batch = encoded.batch(idx).to(device)
             paths, _ = model.decode(batch)
             for b, i in enumerate(idx):
@@ -123,14 +125,18 @@ class TaggerTask(Task):
         for e in train:
             e.tags = [max(t, 0) for t in e.tags or []]  # labels come from train: never unknown
         self.train = EncodedCorpus(train)
-        self.lengths = self.train.lengths.tolist()
-        self.n_tokens = sum(self.lengths)
+        self.n_tokens = int(self.train.lengths.sum())
+        if opts.context:
+            self.train.set_context(prep.documents("train"), opts.context)
+        self.lengths = self.train.row_lengths().tolist()  # what a batch pads: sentences with their context
         self.has_dev = "dev" in prep.dataset
         if self.has_dev:
             dev_tokens, self.dev_gold = prep.sentences("dev")
             dev_values = prep.feature_values("dev")
             dev_columns = dev_values if dev_values is not None else [None] * len(dev_tokens)
             self.dev = EncodedCorpus([feat.encode(t, None, f) for t, f in zip(dev_tokens, dev_columns, strict=True)])
+            if opts.context:
+                self.dev.set_context(prep.documents("dev"), opts.context)
         self.headline = "f1" if prep.task == "entity" else "accuracy"
         mc = ModelConfig(
             num_words=len(prep.words), num_extra=len(prep.extra), word_dim=int(prep.matrix.shape[1]),
@@ -138,7 +144,7 @@ class TaggerTask(Task):
             char_encoder=opts.char_encoder, char_dim=opts.char_dim, char_filters=opts.char_filters,
             char_kernel=opts.char_kernel, casing=opts.casing, hidden=opts.hidden, layers=opts.layers,
             dropout=opts.dropout, word_dropout=opts.word_dropout, use_crf=opts.crf,
-            feature_sizes=[len(v) for v in prep.features], feature_dim=opts.feature_dim,
+            feature_sizes=[len(v) for v in prep.features], feature_dim=opts.feature_dim, context=opts.context,
         )
         self.model = BiLSTMCRF(mc)
         self.model.word_embed.set_pretrained(prep.matrix, prep.extra_matrix)

@@ -17,7 +17,7 @@ from typing import IO
 
 from tagger.formats.lines import decoded_lines
 from tagger.formats.text import split_sentences
-from tagger.prediction import FeaturedTokens
+from tagger.prediction import SentenceTokens
 
 _JSON_TYPES = {"list": "array", "str": "string", "NoneType": "null", "int": "number", "float": "number",
                "bool": "boolean"}
@@ -99,7 +99,7 @@ def record_from_object(obj: dict, line: int = 0, source: str = "", features: Seq
             values = _feature_values(obj, tokens, features)
             if isinstance(values, str):
                 return JsonRecord(lineno, source=source, error=values)
-            sentence = FeaturedTokens(tokens, values)
+            sentence = SentenceTokens(tokens, values)
         return JsonRecord(lineno, obj, [sentence] if tokens else [], bounds=[0, len(tokens)])
     if features:
         return JsonRecord(lineno, source=source, error="the model reads feature columns: give 'tokens' with "

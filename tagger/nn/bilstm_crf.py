@@ -41,11 +41,19 @@ class ModelConfig(JsonConfig):
     feature_sizes: list[int] = option(help="value vocabulary size of each feature column (incl. <pad>, <unk>)",
                                       default_factory=list)
     feature_dim: int = option(20, help="embedding size of each feature column", min=1, max=1024)
+    context: int = option(0, help="tokens of document context read on each side of a sentence", min=0, max=4096)
     hidden: int = option(200, help="LSTM hidden size per direction", min=1, max=4096)
     layers: int = option(1, help="BiLSTM layers", min=1, max=8)
     dropout: float = option(0.5, help="dropout rate", min=0.0, below=1.0)
     word_dropout: float = option(0.05, help="share of training tokens replaced by <unk>", min=0.0, below=1.0)
     use_crf: bool = option(True, help="CRF output layer (else softmax)")
+
+
+def sentence_rows(x: Tensor, start: Tensor, length: int) -> Tensor:
+    """``x`` ``(batch, row_len, d)`` at positions ``start + 0..length-1`` of each row: ``(batch, length, d)``
+    (positions past a row's end repeat its last one: callers mask them)."""
+    idx = (start[:, None] + torch.arange(length, device=x.device)).clamp(max=x.shape[1] - 1)  # (batch, length)
+    return x.gather(1, idx[:, :, None].expand(-1, -1, x.shape[2]))
 
 
 class CharCNN(nn.Module):
@@ -188,13 +196,20 @@ class BiLSTMCRF(nn.Module):
         return x if cols is None else torch.cat([x, cols], dim=-1)
 
     def emissions(self, batch: Batch) -> Tensor:
-        """Per-token tag scores, (batch, seq_len, num_tags); finite but meaningless past each length."""
+        """Per-token tag scores, (batch, seq_len, num_tags); finite but meaningless past each length.
+
+        With document context (``batch.context``) the BiLSTM reads each whole window and the scores
+        are those of the sentences' own tokens."""
         chars = None
         if self.char_encoder is not None:
-            chars = self.char_encoder(batch.chars)[batch.char_rows]  # (batch, seq_len, out_dim)
-        x = self.dropout(self.features(batch.words, chars, batch.casing, batch.features))  # (batch, seq_len, in_dim)
-        h = run_bilstm(self.lstm, x, batch.mask.sum(1))  # (batch, seq_len, 2*hidden)
-        return self.emit(self.dropout(h))  # (batch, seq_len, num_tags)
+            chars = self.char_encoder(batch.chars)[batch.char_rows]  # (batch, row_len, out_dim)
+        x = self.dropout(self.features(batch.words, chars, batch.casing, batch.features))  # (batch, row_len, in_dim)
+        rows = batch.mask.sum(1) if batch.context is None else batch.context[:, 1]  # (batch,)
+        h = run_bilstm(self.lstm, x, rows)  # (batch, row_len, 2*hidden)
+        em = self.emit(self.dropout(h))  # (batch, row_len, num_tags)
+        if batch.context is None:
+            return em
+        return sentence_rows(em, batch.context[:, 0], batch.mask.shape[1])  # (batch, seq_len, num_tags)
 
     def emissions_from_features(self, feats: Tensor, rows: Tensor, lengths: Tensor) -> Tensor:
         """Tag scores ``(batch, seq_len, num_tags)`` of sentences whose token features are rows of ``feats``.

@@ -232,9 +232,10 @@ def export(model_dir: str | os.PathLike, out: str | os.PathLike, fmt: str = "onn
     src, out = Path(model_dir), Path(out)
     _check_out(out)
     model, cfg, extra_words = load_tagger(src)
-    if fmt == "onnx" and model.feature_embeds:
-        raise TaggerError(f"{src}: a model with feature columns cannot be exported to ONNX yet "
-                          "(export --format torch keeps them)")
+    if fmt == "onnx" and (model.feature_embeds or model.config.context):
+        what = "feature columns" if model.feature_embeds else "document context"
+        raise TaggerError(f"{src}: a model with {what} cannot be exported to ONNX yet "
+                          "(export --format torch keeps it)")
     words, rows = shrunk_extra(model, extra_words, max_extra_words, float16)
     cfg = json.loads(json.dumps(cfg))  # a copy
     cfg["model"]["num_extra"] = len(words)

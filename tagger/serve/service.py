@@ -16,6 +16,7 @@ from pathlib import Path
 from tagger.commands.annotate.engine import Engine
 from tagger.commands.annotate.options import AnnotateOptions
 from tagger.commands.annotate.render import Renderer
+from tagger.context import with_context
 from tagger.formats.jsonl import JsonRecord, record_from_object
 from tagger.prediction import Prediction, Tagger
 from tagger.schemes import is_entity_tag, split_tag
@@ -104,6 +105,8 @@ class Service:
             r = record_from_object(obj, features=self.predictor.feature_columns)
             if r.error is not None:
                 raise RequestProblem(422, f"{field}[{k}]: {r.error}")
+            if self.predictor.context and r.text is not None:  # a text is a document: its sentences are context
+                r.sentences = list(with_context(r.sentences, [0] * len(r.sentences), self.predictor.context))
             n_sentences += len(r.sentences)
             n_tokens += sum(len(s) for s in r.sentences)
             if n_sentences > o.max_sentences:

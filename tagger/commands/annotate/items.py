@@ -8,7 +8,7 @@ Nothing is lost: every input record gives one item, a bad record an item with an
 * ``conll`` / ``conllu`` one item per sentence block, every byte kept (``data``: a
   :class:`~tagger.formats.conll.Block`); CoNLL tokens come from the model's token column, and a
   model with feature columns gets their values with the tokens
-  (:class:`~tagger.prediction.FeaturedTokens`);
+  (:class:`~tagger.prediction.SentenceTokens`);
 * ``jsonl``  one item per non-blank line (``data``: a :class:`~tagger.formats.jsonl.JsonRecord`).
 """
 
@@ -23,7 +23,7 @@ from tagger.formats.conllu import FEATURE_FIELDS, read_conllu
 from tagger.formats.jsonl import read_records
 from tagger.formats.read import conll_feature_columns
 from tagger.formats.text import read_text, read_token_lines
-from tagger.prediction import FeaturedTokens
+from tagger.prediction import SentenceTokens
 
 
 class Item:
@@ -65,10 +65,28 @@ def read_items(fmt: str, fh: IO[bytes], path: str, encoding: str = "utf-8", toke
                              feature_columns=conll_feature_columns(features, path)) if fmt == "conll"
                   else read_conllu(fh, path, encoding, strict=False, feature_fields=features))
         for b in blocks:
-            sentence = b.tokens if b.features is None else FeaturedTokens(b.tokens, b.features)
+            sentence = b.tokens if b.features is None else SentenceTokens(b.tokens, b.features)
             yield Item([sentence] if b.tokens else [], b, b.line)
     elif fmt == "jsonl":
         for r in read_records(fh, path, encoding, features):
             yield Item([], r.source, r.line, r.error) if r.error else Item(r.sentences, r, r.line)
     else:
         raise ValueError(f"unknown input format {fmt!r}")
+
+
+def document_key(fmt: str):
+    """The document of an item of format ``fmt``, for document context (``None``: it continues the
+    current one): CoNLL ``-DOCSTART-`` and CoNLL-U ``# newdoc`` start documents; a raw-text or
+    tokens file is one document; a JSON line is its own document unless consecutive lines share a
+    ``doc`` field."""
+    def key(item: Item):
+        if not item.sents:
+            return None
+        if fmt in ("conll", "conllu"):
+            return item.data.doc
+        if fmt == "jsonl":
+            obj = item.data.obj
+            return ("doc", obj["doc"]) if "doc" in obj else object()
+        return 0
+
+    return key

@@ -30,10 +30,11 @@ import torch
 
 from tagger.collector import collect_young, paused_gc
 from tagger.commands.annotate.engine import ChunkPredictor, reads_ahead
-from tagger.commands.annotate.items import Item, read_items
+from tagger.commands.annotate.items import Item, document_key, read_items
 from tagger.commands.annotate.jobs import Job, Sink, open_input, output_path, plan_jobs, remove_stale
 from tagger.commands.annotate.options import AnnotateOptions, AnnotateSummary
 from tagger.commands.annotate.render import Renderer, resolve_output_format
+from tagger.context import ContextStream
 from tagger.errors import InputError, ModelError, TaggerError
 from tagger.formats.detect import sniff
 from tagger.prediction import Tagger
@@ -88,12 +89,14 @@ class InputColumns:
 
     token: int = 0
     features: tuple[str, ...] = ()
+    context: int = 0  # tokens of document context the model reads on each side of a sentence
 
 
 def input_columns(config: dict, options: AnnotateOptions) -> InputColumns:
     """The input columns for the model whose ``config.json`` is ``config`` (see :func:`token_column`)."""
     features = tuple(f["column"] for f in (config.get("vocab") or {}).get("features") or [])
-    return InputColumns(token_column(config, options), features)
+    context = int((config.get("model") or {}).get("context") or 0)
+    return InputColumns(token_column(config, options), features, context)
 
 
 def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], columns: InputColumns) -> Iterator:
@@ -122,8 +125,8 @@ def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], columns:
             return
         yield _Start(Sink(out, job.stream_out), Renderer(fin, fout, options, options.encoding), label)
         try:
-            yield from read_items(fin, fh, label, options.encoding, columns.token, options.max_chars,
-                                  columns.features)
+            items = read_items(fin, fh, label, options.encoding, columns.token, options.max_chars, columns.features)
+            yield from ContextStream(columns.context, document_key(fin))(items) if columns.context else items
         except TaggerError as exc:
             yield _End(exc)
             return

@@ -28,6 +28,7 @@ class Gold:
     scheme: str | None  # known label scheme (prepared directories); None: detect
     exact_lines: bool  # token j of a sentence is on line ``lines[i] + j``
     features: list[list[list[str]]] | None = None  # each sentence's feature columns (models that read them)
+    docs: list[int] | None = None  # each sentence's document (sentences of a document are consecutive)
 
     def line_of(self, sent: int, tok: int) -> int | None:
         """Source line of token ``tok`` of sentence ``sent`` (of the sentence where tokens share a line)."""
@@ -77,6 +78,7 @@ def read_gold(data: str | os.PathLike, fmt: dict, features: list[str] | None = N
         tokens=[s.tokens for s in sents], labels=[s.labels or [] for s in sents], lines=[s.line for s in sents],
         source=str(path), description=str(path), split=None, format=corpus.format, scheme=None,
         exact_lines=corpus.format == "conll", features=[s.features or [] for s in sents] if features else None,
+        docs=[s.doc for s in sents],
     )
 
 
@@ -87,7 +89,7 @@ def _read_prepared(path: Path, split: str, features: list[str]) -> Gold:
     if features and have != features:
         raise TaggerError(f"{path}: the model reads the feature column(s) {', '.join(features)}, "
                           f"this prepared directory has {', '.join(have) or 'none'}")
-    names = ("tokens", "labels", "line", *(["features"] if features else []))
+    names = ("tokens", "labels", "line", "doc", *(["features"] if features else []))
     cols = d.select_columns([c for c in names if c in d.column_names]).to_dict()
     n = len(cols["tokens"])
     info = (manifest.get("splits") or {}).get(split) or {}
@@ -99,7 +101,23 @@ def _read_prepared(path: Path, split: str, features: list[str]) -> Gold:
         scheme=manifest.get("scheme") if task == "entity" and manifest.get("scheme") in schemes.SCHEMES else None,
         exact_lines=manifest.get("format") == "conll",
         features=[list(f) for f in cols["features"]] if features else None,
+        docs=[int(x) for x in cols["doc"]] if "doc" in cols else None,
     )
+
+
+def model_input(gold: Gold, context: int) -> list:
+    """The gold sentences as the model reads them: with their feature values, and with up to
+    ``context`` tokens of document context on each side when the model reads any."""
+    from tagger.context import with_context
+    from tagger.prediction import SentenceTokens
+
+    if gold.features is None and not context:
+        return gold.tokens
+    sents: list = gold.tokens if gold.features is None else [
+        SentenceTokens(t, f) for t, f in zip(gold.tokens, gold.features, strict=True)]
+    if not context:
+        return sents
+    return with_context(sents, gold.docs or [0] * len(sents), context)
 
 
 def resolve_format(config: dict, overrides: dict) -> dict:

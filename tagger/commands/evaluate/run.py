@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tagger import __version__
 from tagger.commands.evaluate.curve import read_learning_curve
-from tagger.commands.evaluate.gold import Gold, gold_in_model_scheme, read_gold, resolve_format
+from tagger.commands.evaluate.gold import Gold, gold_in_model_scheme, model_input, read_gold, resolve_format
 from tagger.commands.evaluate.oov import oov_block
 from tagger.commands.evaluate.outputs import write_outputs
 from tagger.commands.evaluate.scoring import entity_figures, label_figures
@@ -39,7 +39,7 @@ def _predict(predictor: Tagger, gold: Gold, batch_size: int, threads: int,
              device: str) -> tuple[list[list[str]], int | None]:
     """Predicted tags (model scheme) and the CPU threads used (None on a GPU); torch's setting is restored."""
     with Threads(threads) as cpu:
-        preds = predictor.predict(gold.tokens, batch_size=batch_size, confidences=False, features=gold.features)
+        preds = predictor.predict(model_input(gold, predictor.context), batch_size=batch_size, confidences=False)
         used_threads = cpu.count
     return [p.tags for p in preds], used_threads if device == "cpu" else None
 
