@@ -177,6 +177,10 @@ def render(results: dict, meta: dict) -> str:
         verdict = "met" if e["meets_target"] else "not met"
         md.append(f"| {e['title']} | **{e['mean']:.2f}** ± {e['std']:.2f} | ≥ {e['target']:.1f} ({verdict}) | "
                   f"{e['dev_mean']:.2f} | {', '.join(str(r['seed']) for r in e['runs'])} | {minutes} |")
+    missing = [n for n in TASKS if n not in results]
+    if missing:
+        md += ["", "Not run yet: " + "; ".join(f"{TASKS[n].title} (`python benchmarks/accuracy.py --task {n}`)"
+                                             for n in missing) + "."]
     for n in names:
         e, spec = results[n], TASKS.get(n)
         md += ["", f"## {e['title']}", "", "| seed | dev | test | epochs | minutes | command |",

@@ -15,7 +15,7 @@ import torch
 
 from tagger import modeldir, prediction, schemes
 from tagger.collector import paused_gc
-from tagger.errors import ModelError
+from tagger.errors import ModelError, TaggerError
 from tagger.nn.bilstm_crf import BiLSTMCRF, ModelConfig, sentence_rows
 from tagger.nn.packed import PackedLayout
 from tagger.prediction import Entity, ModelVocabulary, Prediction
@@ -273,7 +273,11 @@ class Predictor(ModelVocabulary):
         """Predict tags for each token list, in input order.
 
         ``features``: a model with feature columns needs each sentence's values of them (one list
-        per column, a value per token, in the model's order: :attr:`feature_columns`).
+        per column, a value per token, in the model's order: :attr:`feature_columns`), here or
+        with the sentences (:class:`~tagger.prediction.SentenceTokens`). A model with document
+        context (:attr:`context`) reads each sentence's ``left`` and ``right`` tokens
+        (:func:`tagger.context.with_context` adds them, with their feature values where the
+        sentences have some).
 
         ``scheme`` converts entity tags to another scheme (default: the training scheme).
         ``nbest`` > 0 adds the k best tag sequences with their probabilities.
@@ -287,11 +291,16 @@ class Predictor(ModelVocabulary):
         probabilities are computed in float64 (:mod:`tagger.nn.crf`), entity probabilities only
         for sentences that have entities.
         """
+        if features is not None:  # the values travel with their sentences (and into their rows)
+            if len(features) != len(sentences):
+                raise TaggerError(f"{len(sentences)} sentences but feature values for {len(features)}")
+            sentences = [prediction.SentenceTokens(s, f, getattr(s, "left", None), getattr(s, "right", None),
+                                                   getattr(s, "reach", 0)) for s, f in zip(sentences, features, strict=True)]
         out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
         rows, offsets = self.rows(sentences)  # what the BiLSTM reads of each (with its context), and where it starts
         row_lengths = [len(r) for r in rows]
         order.sort(key=lambda i: -row_lengths[i])
-        columns = self.column_ids(rows, features if offsets is None else None)  # (row tokens, columns) ids, or None
+        columns = self.column_ids(rows, None)  # (row tokens, columns) value ids, or None
         batches = length_batches(row_lengths, batch_size, order, batch_tokens)
         with torch.inference_mode(), governed(self.threads), paused_gc():
             k = 0

@@ -122,6 +122,7 @@ def test_summary_mean_std_target_and_per_type():
     assert lower["std"] == 0.0 and not lower["meets_target"]
     md = acc.render({"conll2003": e}, {"date": "d", "commit": "c", "machine": "m"})
     assert "**91.87** ± 0.81 | ≥ 91.8 (met)" in md and "LOC 94.00, PER 95.00" in md and "Lample et al. 2016" in md
+    assert "Not run yet: UD English-LinES UPOS" in md and "--task lines_upos" in md and "--task conll2003`" not in md
 
 
 def test_cross_validation_run_is_read_from_cv_json(tmp_path):
