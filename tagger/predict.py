@@ -295,7 +295,8 @@ class Predictor(ModelVocabulary):
             if len(features) != len(sentences):
                 raise TaggerError(f"{len(sentences)} sentences but feature values for {len(features)}")
             sentences = [prediction.SentenceTokens(s, f, getattr(s, "left", None), getattr(s, "right", None),
-                                                   getattr(s, "reach", 0)) for s, f in zip(sentences, features, strict=True)]
+                                                   getattr(s, "reach", 0))
+                         for s, f in zip(sentences, features, strict=True)]
         out, lengths, order = prediction.start(sentences, batch_size, batch_tokens)
         rows, offsets = self.rows(sentences)  # what the BiLSTM reads of each (with its context), and where it starts
         row_lengths = [len(r) for r in rows]
