@@ -14,7 +14,7 @@ Nothing is lost: every input record gives one item, a bad record an item with an
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import IO
 
 from tagger.errors import TaggerError
@@ -74,12 +74,12 @@ def read_items(fmt: str, fh: IO[bytes], path: str, encoding: str = "utf-8", toke
         raise ValueError(f"unknown input format {fmt!r}")
 
 
-def document_key(fmt: str):
+def document_key(fmt: str) -> Callable[[Item], object]:
     """The document of an item of format ``fmt``, for document context (``None``: it continues the
     current one): CoNLL ``-DOCSTART-`` and CoNLL-U ``# newdoc`` start documents; a raw-text or
     tokens file is one document; a JSON line is its own document unless consecutive lines share a
     ``doc`` field."""
-    def key(item: Item):
+    def key(item: Item) -> object:
         if not item.sents:
             return None
         if fmt in ("conll", "conllu"):
