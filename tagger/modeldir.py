@@ -270,8 +270,8 @@ def read_model_section(model_dir: str | os.PathLike, kind: str, config_cls):
         except ValueError as exc:
             raise ModelError(f"{where}: model.{f.name} {exc}") from None
         lo, hi = f.metadata.get("min"), f.metadata.get("max")
-        if f.type in ("int", int) and lo is not None and hi is not None:
-            check_int(m, f.name, lo, hi, where)
+        if f.type in ("int", int) and lo is not None and hi is not None and f.name in m:
+            check_int(m, f.name, lo, hi, where)  # (a field newer than the file keeps its default)
         why = field_problem(f, getattr(mc, f.name), name=f"model.{f.name}")
         if why:
             raise ModelError(f"{where}: {why}")

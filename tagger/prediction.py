@@ -124,6 +124,13 @@ def finish(out: list[Prediction | None], task: str, own_scheme: str, scheme: str
     return done
 
 
+def model_inputs(config: dict) -> tuple[list[str], int]:
+    """What a model's ``config.json`` says it reads beside the words: its feature columns (as
+    ``prepare --feature-columns`` named them) and its tokens of document context on each side."""
+    features = [str(f["column"]) for f in (config.get("vocab") or {}).get("features") or []]
+    return features, int((config.get("model") or {}).get("context") or 0)
+
+
 class ModelVocabulary:
     """What every predictor reads from a model's ``config.json``: its featurizer (word lookup,
     characters, labels), task and tag scheme; ``threads`` starts at 0 (the runtime's choice)."""
@@ -137,10 +144,9 @@ class ModelVocabulary:
         self.task: str = config["task"]
         self.scheme: str = config["scheme"]
         self.threads = 0
-        #: tokens of document context the model reads on each side of a sentence (0: none)
-        self.context: int = int((config.get("model") or {}).get("context") or 0)
-        #: the feature columns the model reads beside the words, as ``prepare --feature-columns`` named them
-        self.feature_columns: list[str] = [f["column"] for f in config["vocab"].get("features", [])]
+        #: the feature columns the model reads beside the words, and its tokens of document context
+        #: on each side of a sentence (0: none)
+        self.feature_columns, self.context = model_inputs(config)
 
     @property
     def tag_names(self) -> list[str]:

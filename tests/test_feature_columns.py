@@ -140,6 +140,21 @@ def test_the_model_learns_from_the_feature_column(models):
     assert cfg["vocab"]["features"] == [{"column": "1", "values": ["<pad>", "<unk>", "Q", "P"]}]
 
 
+def test_a_model_saved_before_feature_columns_and_context_existed_still_loads(tmp_path, models):
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(models["without"][1], old)
+    cfg = json.loads((old / "config.json").read_text())
+    for key in ("feature_sizes", "feature_dim", "context"):
+        del cfg["model"][key]
+    del cfg["vocab"]["features"]
+    (old / "config.json").write_text(json.dumps(cfg))
+    p = tagger.load(old)
+    assert p.feature_columns == [] and p.context == 0
+    assert p.predict([["w1", "w2"]])[0].tags == tagger.load(models["without"][1]).predict([["w1", "w2"]])[0].tags
+
+
 def test_a_config_whose_feature_vocabulary_disagrees_is_refused(tmp_path, models):
     import shutil
 

@@ -43,7 +43,8 @@ def read_conllu(
         raise TaggerError(f"unknown --label-field {label_field!r}: choose one of {', '.join(CONLLU_FIELDS)}")
     unknown = [f for f in feature_fields if f not in FEATURE_FIELDS]
     if unknown:
-        raise TaggerError(f"unknown CoNLL-U feature field {unknown[0]!r}: choose from {', '.join(FEATURE_FIELDS)}")
+        raise TaggerError(f"{path}: unknown CoNLL-U feature field {unknown[0]!r}: choose from "
+                          f"{', '.join(FEATURE_FIELDS)} (column numbers are for CoNLL files)")
     if label_field is not None and label_field in feature_fields:
         raise TaggerError(f"the label field {label_field!r} cannot also be a feature field")
     col = CONLLU_FIELDS[label_field] if label_field is not None else None

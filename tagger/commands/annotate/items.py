@@ -19,7 +19,7 @@ from typing import IO
 
 from tagger.errors import TaggerError
 from tagger.formats.conll import read_conll
-from tagger.formats.conllu import FEATURE_FIELDS, read_conllu
+from tagger.formats.conllu import read_conllu
 from tagger.formats.jsonl import read_records
 from tagger.formats.read import conll_feature_columns
 from tagger.formats.text import read_text, read_token_lines
@@ -57,10 +57,6 @@ def read_items(fmt: str, fh: IO[bytes], path: str, encoding: str = "utf-8", toke
             else:
                 yield Item([t.tokens] if t.tokens else [], t.tokens, t.line)
     elif fmt in ("conll", "conllu"):
-        odd = [f for f in features if f not in FEATURE_FIELDS] if fmt == "conllu" else []
-        if odd:
-            raise TaggerError(f"{path}: the model reads the feature column(s) {', '.join(features)}, which are not "
-                              f"CoNLL-U fields ({', '.join(FEATURE_FIELDS)}): give CoNLL input")
         blocks = (read_conll(fh, path, encoding, token_column, strict=False,
                              feature_columns=conll_feature_columns(features, path)) if fmt == "conll"
                   else read_conllu(fh, path, encoding, strict=False, feature_fields=features))

@@ -37,7 +37,7 @@ from tagger.commands.annotate.render import Renderer, resolve_output_format
 from tagger.context import ContextStream
 from tagger.errors import InputError, ModelError, TaggerError
 from tagger.formats.detect import sniff
-from tagger.prediction import Tagger
+from tagger.prediction import Tagger, model_inputs
 from tagger.runtime import load_predictor
 from tagger.training.progress import progress_bar
 
@@ -94,9 +94,8 @@ class InputColumns:
 
 def input_columns(config: dict, options: AnnotateOptions) -> InputColumns:
     """The input columns for the model whose ``config.json`` is ``config`` (see :func:`token_column`)."""
-    features = tuple(f["column"] for f in (config.get("vocab") or {}).get("features") or [])
-    context = int((config.get("model") or {}).get("context") or 0)
-    return InputColumns(token_column(config, options), features, context)
+    features, context = model_inputs(config)
+    return InputColumns(token_column(config, options), tuple(features), context)
 
 
 def _job_events(job: Job, options: AnnotateOptions, sources: set[Path], columns: InputColumns) -> Iterator:
