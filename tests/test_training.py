@@ -120,6 +120,67 @@ def test_schedules():
     assert constant(0.3)(9, 0.1, False) == 0.3
 
 
+class FakeClock:
+    """``time.perf_counter`` that advances one second per call."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def _rates_of_steps(trainer: Trainer) -> list[float]:
+    """Run ``trainer`` to its end; the learning rate of every optimiser step."""
+    rates: list[float] = []
+    step = trainer.optimizer.step
+
+    def recorded(*args, **kwargs):
+        rates.append(trainer.optimizer.param_groups[0]["lr"])
+        return step(*args, **kwargs)
+
+    trainer.optimizer.step = recorded  # type: ignore[method-assign]
+    trainer.fit()
+    return rates
+
+
+@pytest.mark.parametrize("budget_decay", [1.0, 0.25, 0.0])
+def test_a_time_budget_decays_the_rate_to_zero_at_the_limit(monkeypatch, budget_decay):
+    monkeypatch.setattr("tagger.training.loop.time.perf_counter", FakeClock())
+    trainer = _trainer(None, epochs=100, max_minutes=1.0, budget_decay=budget_decay,
+                       stop_mid_epoch=budget_decay > 0)
+    rates = _rates_of_steps(trainer)
+    s = trainer.state
+    assert s.finished and s.epoch < 100  # the time limit ended it
+    if not budget_decay:
+        assert set(rates) == {0.05}
+        return
+    decaying = [r for r in rates if r < 0.05]
+    assert all(a > b for a, b in zip(decaying, decaying[1:], strict=False))
+    assert rates[: len(rates) - len(decaying)] == [0.05] * (len(rates) - len(decaying))  # full rate, then decay
+    assert len(decaying) == pytest.approx(budget_decay * len(rates), abs=2)
+    assert 0.0 <= rates[-1] < 0.05 * 4 / (60 * budget_decay)  # the last step is within 4 s of the limit
+    assert 60.0 <= s.elapsed <= 66.0  # cut mid-epoch: the limit plus the last step and dev scoring
+
+
+def test_the_budget_decay_is_the_share_of_its_tail_left():
+    trainer = _trainer(None, max_minutes=2.0, budget_decay=0.5)
+    trainer.state.lr, trainer.state.elapsed = 0.1, 30.0
+
+    def rate_after(running: float) -> float:
+        trainer._set_lr(running)
+        return trainer.optimizer.param_groups[0]["lr"]
+
+    assert rate_after(0.0) == 0.1  # 3/4 of the budget left: before the tail
+    assert rate_after(60.0) == pytest.approx(0.1 * 0.5)  # 1/4 left of a tail of 1/2
+    assert rate_after(200.0) == 0.0  # past the limit: never negative
+    plain = _trainer(None, max_minutes=2.0)  # without budget_decay the epoch's rate stands
+    plain.state.lr, plain.state.elapsed = 0.1, 100.0
+    plain._set_lr(10.0)
+    assert plain.optimizer.param_groups[0]["lr"] == 0.1
+
+
 def test_resume_accepts_saved_values_and_names_the_saved_value_of_a_conflict(tmp_path):
     saved = tmp_path / "train.toml"
     saved.write_text(to_toml(ToyOptions(epochs=4, seed=11, crf=True), "toy"))

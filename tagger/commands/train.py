@@ -51,6 +51,8 @@ class TrainOptions:
     clip: float = option(5.0, help="Gradient-norm clipping (0 = off).", min=0.0)
     patience: int = option(15, help="Stop after this many epochs without dev improvement.", min=1)
     max_minutes: float = option(0.0, help="Stop after this many minutes of training (0 = no limit).", min=0.0)
+    budget_decay: float = option(0.25, help="With --max-minutes: over this last share of the time the learning "
+                                 "rate decays linearly to zero, ending at the limit (0 = off).", min=0.0, max=1.0)
     seed: int = option(1, help="Random seed (same seed and --threads, same model on the same machine).")
     device: str = option("auto", help="auto | cpu | cuda | cuda:N.", pattern=DEVICE_PATTERN)
     threads: int = option(0, help="Torch CPU threads (0 = the cores other processes leave free, re-measured "
@@ -90,7 +92,8 @@ class TrainOptions:
         return Recipe(epochs=self.epochs, optimizer=self.optimizer, lr=self.lr, momentum=self.momentum,
                       schedule=inverse_decay(self.lr, self.lr_decay) if sgd else constant(self.lr),
                       weight_decay=self.weight_decay, clip=self.clip, patience=self.patience,
-                      max_minutes=self.max_minutes, ema=self.ema, seed=self.seed)
+                      max_minutes=self.max_minutes, ema=self.ema, seed=self.seed,
+                      budget_decay=self.budget_decay, stop_mid_epoch=self.budget_decay > 0 and self.max_minutes > 0)
 
 
 def evaluate_split(model: BiLSTMCRF, encoded: EncodedCorpus, gold: list[list[str]], itos: list[str], task: str,

@@ -154,13 +154,16 @@ class GradientSync:
             for p in model.parameters():
                 dist.broadcast(p.data, src=0)
 
-    def reduce(self, items: float, total: float, stop: bool) -> tuple[float, float, bool]:
-        """All-reduce gradients and counters; returns the global (items, summed loss, stop)."""
+    def reduce(self, items: float, total: float, stop: bool, clock: float = 0.0) -> tuple[float, float, bool, float]:
+        """All-reduce gradients and counters; returns the global (items, summed loss, stop, clock).
+
+        ``clock`` is summed like the counters: given by rank 0 alone (0 elsewhere), every rank gets its value.
+        """
         parts = [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in self.params]
-        counters = torch.tensor([items, total, 1.0 if stop else 0.0], dtype=self.dtype, device=self.device)
+        counters = torch.tensor([items, total, 1.0 if stop else 0.0, clock], dtype=self.dtype, device=self.device)
         flat = torch.cat([*parts, counters])
         dist.all_reduce(flat)
-        n_items, n_total, n_stop = flat[-3:].tolist()
+        n_items, n_total, n_stop, n_clock = flat[-4:].tolist()
         if n_items > 0:
             flat.div_(n_items)
         offset = 0
@@ -168,4 +171,4 @@ class GradientSync:
             n = p.numel()
             p.grad = flat[offset : offset + n].view_as(p)
             offset += n
-        return n_items, n_total, n_stop > 0
+        return n_items, n_total, n_stop > 0, n_clock

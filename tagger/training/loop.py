@@ -52,6 +52,9 @@ class Recipe:
     max_minutes: float = 0.0  # 0 = no limit
     ema: float = 0.0  # decay of the weight average (0 = off)
     stop_mid_epoch: bool = False  # the time limit may cut an epoch short (for very long epochs)
+    # Under ``max_minutes``: over this last share of the time budget every step's rate is the epoch's times
+    # (time left) / (that share), reaching zero at the limit (linear decay fitted to the budget; 0 = off).
+    budget_decay: float = 0.0
     seed: int = 0  # reseeds dropout per epoch and rank in distributed training (unused otherwise)
 
 
@@ -144,10 +147,11 @@ class LoopState:
     elapsed: float = 0.0
     finished: bool = False
     history: list[dict] = field(default_factory=list)
+    lr: float | None = None  # the schedule's rate of the last epoch (before any budget decay)
 
     def info(self) -> dict:
         return {"epoch": self.epoch, "best": self.best, "best_epoch": self.best_epoch,
-                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "finished": self.finished}
+                "bad_epochs": self.bad_epochs, "elapsed": self.elapsed, "finished": self.finished, "lr": self.lr}
 
 
 class Trainer:
@@ -208,6 +212,7 @@ class Trainer:
             info = load_checkpoint(run.checkpoint, self.task.model, self.optimizer, self.ema)
             s.epoch, s.best, s.best_epoch = info["epoch"], info["best"], info["best_epoch"]
             s.bad_epochs, s.elapsed, s.finished = info["bad_epochs"], info["elapsed"], info["finished"]
+            s.lr = info.get("lr")  # absent from checkpoints written before the budget decay
             s.history = run.read_history(s.epoch)
             # A finished run stays finished unless --epochs / --patience / --max-minutes now allow more.
             if s.finished and (s.epoch >= r.epochs or (r.patience and s.bad_epochs >= r.patience)
@@ -224,9 +229,9 @@ class Trainer:
 
     def _train_epoch(self, n: int) -> Epoch:
         r, task, opt = self.recipe, self.task, self.optimizer
-        lr = r.schedule(n, opt.param_groups[0]["lr"], self.state.bad_epochs == 0)
-        for g in opt.param_groups:
-            g["lr"] = lr
+        previous = self.state.lr if self.state.lr is not None else opt.param_groups[0]["lr"]
+        self.state.lr = r.schedule(n, previous, self.state.bad_epochs == 0)
+        self._set_lr(0.0)
         task.model.train()
         t0 = time.perf_counter()
         total, count, partial, threads, steps = 0.0, 0.0, False, 0, 0
@@ -252,8 +257,8 @@ class Trainer:
                 break
         bar.close()
         seconds = time.perf_counter() - t0
-        return Epoch(n, total / max(1, count), lr, {}, False, seconds, seconds, int(count), partial,
-                     threads / max(1, steps))
+        return Epoch(n, total / max(1, count), opt.param_groups[0]["lr"], {}, False, seconds, seconds, int(count),
+                     partial, threads / max(1, steps))
 
     def train_step(self, batch: Any, t0: float = 0.0) -> tuple[float, float, int, bool]:
         """One optimisation step: (items, summed loss, progress units, stop now) over all ranks.
@@ -266,16 +271,19 @@ class Trainer:
             step = task.step(batch)
             step.loss.backward()
             items, total, done = float(step.items), step.total, step.done
+            running = time.perf_counter() - t0
         else:  # rank 0's clock decides for every rank, before the step
-            timed_out = r.stop_mid_epoch and self.main and self._out_of_time(time.perf_counter() - t0)
+            running = time.perf_counter() - t0 if self.main else 0.0
+            timed_out = r.stop_mid_epoch and self.main and self._out_of_time(running)
             items, total, done = 0.0, 0.0, 1
             if batch is not None:
                 step = task.step(batch)
                 (step.loss * step.items).backward()  # summed: the all-reduce divides by the global items
                 items, total = float(step.items), step.total
-            items, total, timed_out = self.sync.reduce(items, total, timed_out)
+            items, total, timed_out, running = self.sync.reduce(items, total, timed_out, running)
         if r.clip > 0:
             clip_gradients(task.model.parameters(), r.clip)
+        self._set_lr(running)
         opt.step()
         if self.ema is not None:
             self.ema.update()
@@ -350,6 +358,17 @@ class Trainer:
                  f"({rate:.0f} {task.item}/s){' *' if epoch.improved else ''}")
         if epoch.stop:
             self.say(f"stopping: {epoch.stop}; best epoch {s.best_epoch}{self._best_text()}")
+
+    def _set_lr(self, running: float) -> None:
+        """The epoch's rate, decayed by the time budget left after ``running`` seconds of this epoch."""
+        r, lr = self.recipe, self.state.lr
+        if lr is None:  # a step outside an epoch (tests): the optimiser's rate as it is
+            return
+        if r.budget_decay and r.max_minutes:
+            left = 1.0 - (self.state.elapsed + running) / (r.max_minutes * 60)
+            lr *= min(1.0, max(0.0, left) / r.budget_decay)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
 
     def _out_of_time(self, running: float) -> bool:
         limit = self.recipe.max_minutes * 60
