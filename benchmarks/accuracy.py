@@ -93,16 +93,18 @@ def pct(x: float) -> float:
     return round(100.0 * float(x), 2)
 
 
-def pipeline_command(spec: TaskSpec, seed: int, data: Path, workdir: Path) -> list[str]:
-    """The ``tagger run`` command line of one seed of ``spec``."""
-    sets = [arg for name, value in spec.sets for arg in ("--set", f"{name}={value}")]
+def pipeline_command(spec: TaskSpec, seed: int, data: Path, workdir: Path,
+                     extra: tuple[tuple[str, str], ...] = ()) -> list[str]:
+    """The ``tagger run`` command line of one seed of ``spec`` (``extra``: more variables, e.g. THREADS)."""
+    sets = [arg for name, value in (*spec.sets, *extra) for arg in ("--set", f"{name}={value}")]
     return ["tagger", "run", str(spec.pipeline), "--set", f"DATA={data}", "--set", f"SEED={seed}", *sets,
             "--workdir", str(workdir), "--until", spec.until]
 
 
-def run_seed(spec: TaskSpec, seed: int, data: Path, workdir: Path, log=print) -> dict:
+def run_seed(spec: TaskSpec, seed: int, data: Path, workdir: Path, log=print,
+             extra: tuple[tuple[str, str], ...] = ()) -> dict:
     """Run one seed of ``spec`` in a fresh process and read its record (raises on failure)."""
-    cmd = pipeline_command(spec, seed, data, workdir)
+    cmd = pipeline_command(spec, seed, data, workdir, extra)
     log("$ " + shlex.join(cmd))
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "tagger.cli", *cmd[1:]], cwd=ROOT, text=True,
@@ -198,7 +200,7 @@ def render(results: dict, meta: dict) -> str:
     return "\n".join(md) + "\n"
 
 
-def _commit() -> str:
+def commit_text() -> str:
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
@@ -215,7 +217,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data directory")
     ap.add_argument("--workdir", type=Path, default=ROOT / "runs" / "accuracy", help="pipeline outputs")
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "accuracy", help="report path without suffix")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
+                    help="another pipeline variable, e.g. THREADS=1 to run two tasks side by side (repeatable)")
     a = ap.parse_args(argv)
+    bad = [s for s in a.sets if "=" not in s]
+    if bad:
+        ap.error(f"--set takes NAME=VALUE, got {bad[0]!r}")
+    extra = tuple(tuple(s.split("=", 1)) for s in a.sets)
     names = a.task or list(TASKS)
     data = a.data.resolve()
     missing = [f"{data / f}" for n in names for f in TASKS[n].files if not (data / f).is_file()]
@@ -226,13 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     for n in names:
         spec = TASKS[n]
-        runs = [run_seed(spec, s, data, (a.workdir / n / f"seed-{s}").resolve()) for s in a.seeds]
+        runs = [run_seed(spec, s, data, (a.workdir / n / f"seed-{s}").resolve(), extra=extra)  # type: ignore[arg-type]
+                for s in a.seeds]
         results = merge(results, n, spec, runs)
         print(f"{n}: test {results[n]['mean']:.2f} ± {results[n]['std']:.2f} over seeds "
               f"{[r['seed'] for r in results[n]['runs']]} (target {spec.target})")
         out_json.parent.mkdir(parents=True, exist_ok=True)
         out_json.write_text(json.dumps(results, indent=2) + "\n")  # after every task: a long run keeps its part
-        meta = {"date": time.strftime("%Y-%m-%d"), "commit": _commit(),
+        meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit_text(),
                 "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"}
         a.out.with_suffix(".md").write_text(render(results, meta))
     return 0

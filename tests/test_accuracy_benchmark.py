@@ -144,3 +144,13 @@ def test_a_recipe_variant_is_the_same_pipeline_with_its_variables_set(tmp_path):
     assert "FEATURES=" not in " ".join(acc.pipeline_command(shipped, 2, tmp_path / "d", tmp_path / "w"))
     for spec in acc.TASKS.values():  # every task names a pipeline that exists and declares SEED
         assert spec.pipeline.is_file() and 'SEED = "1"' in spec.pipeline.read_text()
+        assert 'THREADS = "0"' in spec.pipeline.read_text()  # --set THREADS=1 runs two tasks side by side
+
+
+def test_more_variables_are_passed_to_every_seed(tmp_path, tiny_task, capsys):
+    acc = accuracy()
+    cmd = acc.pipeline_command(tiny_task, 1, tmp_path / "d", tmp_path / "w", (("THREADS", "1"),))
+    assert cmd[cmd.index("THREADS=1") - 1] == "--set"
+    with pytest.raises(SystemExit):
+        acc.main(["--task", "tiny", "--set", "THREADS"])
+    assert "--set takes NAME=VALUE" in capsys.readouterr().err
