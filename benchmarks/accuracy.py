@@ -52,6 +52,7 @@ class TaskSpec:
     files: tuple[str, ...]  # under --data: what the task reads
     published: tuple[tuple[str, str], ...] = ()
     per_type: bool = False  # entity tasks: per-type test F1 as well
+    per_type_floor: tuple[tuple[str, float], ...] = ()  # no type's mean F1 may fall below these
     notes: tuple[str, ...] = field(default_factory=tuple)
     sets: tuple[tuple[str, str], ...] = ()  # pipeline variables besides DATA and SEED (a variant of the recipe)
 
@@ -62,7 +63,7 @@ TASKS: dict[str, TaskSpec] = {
         "tagger", "f1", 91.8, "evaluate", ("conll2003/eng.train", "conll2003/eng.testa", "conll2003/eng.testb"),
         (("Lample et al. 2016", "90.94"), ("Ma & Hovy 2016 (GloVe 100d)", "91.21"), ("NCRF++ (mean)", "~91.1"),
          ("Ghaddar & Langlais 2018", "91.73"), ("GCDT, Liu et al. 2019", "91.96")),
-        per_type=True),
+        per_type=True, per_type_floor=(("LOC", 92.5), ("MISC", 80.4), ("ORG", 88.6), ("PER", 95.9))),
     "lines_upos": TaskSpec(
         "UD English-LinES UPOS (test, accuracy)", ROOT / "pipelines" / "ud-english-lines-upos.toml",
         "tagger", "accuracy", 97.0, "evaluate",
@@ -153,6 +154,9 @@ def summarize(spec: TaskSpec, runs: list[dict]) -> dict:
         types = sorted({t for r in runs for t in r.get("per_type", {})})
         entry["per_type_mean"] = {t: round(statistics.fmean(r["per_type"][t] for r in runs if t in r["per_type"]), 2)
                                   for t in types}
+        below = [t for t, floor in spec.per_type_floor if entry["per_type_mean"].get(t, 0.0) < floor]
+        entry["per_type_below_floor"] = below
+        entry["meets_target"] = entry["meets_target"] and not below
     return entry
 
 
@@ -193,6 +197,11 @@ def render(results: dict, meta: dict) -> str:
         if "per_type_mean" in e:
             md += ["", "Per-type test F1, mean of the seeds: " +
                    ", ".join(f"{t} {v:.2f}" for t, v in e["per_type_mean"].items()) + "."]
+            if spec is not None and spec.per_type_floor:
+                below = e.get("per_type_below_floor", [])
+                md += ["", "Floor per type (none may be lower): " +
+                       ", ".join(f"{t} {v:.1f}" for t, v in spec.per_type_floor) +
+                       (f" — below it: {', '.join(below)}." if below else " — all met.")]
         if spec is not None:
             if spec.published:
                 md += ["", "Published: " + "; ".join(f"{who} {v}" for who, v in spec.published) + "."]

@@ -10,7 +10,8 @@ with ``--budget-decay 0`` (the epoch schedule alone, its last epoch finished) fo
 Each corpus is prepared once by its pipeline (``tagger run pipelines/X.toml --until prepare``);
 then, per budget, in a fresh process::
 
-    tagger train WORK/corpus/prepare --out WORK/corpus/M-min --max-minutes M --seed 1
+    tagger train WORK/corpus/prepare --out WORK/corpus/M-min --max-minutes M --seed 1 \\
+        --epochs 10000 --patience 10000       # the time limit alone ends the run
     tagger evaluate WORK/corpus/M-min --data TEST --json
 
     python benchmarks/budgets.py                                    # every corpus, 2 4 8 15 minutes
@@ -41,6 +42,9 @@ from accuracy import commit_text, pct  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 SMALL = 2000  # sentences of the small corpus
+# The time limit alone ends a run: neither the default cap of 100 epochs (a small corpus reaches it within
+# minutes) nor early stopping cuts it short, so every run ends with the budget's decay.
+UNTIL_THE_LIMIT = ("--epochs", "10000", "--patience", "10000")
 
 
 @dataclass(frozen=True)
@@ -112,15 +116,15 @@ def tagger(args: list[str], log_file: Path) -> str:
     return proc.stdout
 
 
-def prepare(name: str, data: Path, work: Path) -> Path:
-    """Prepare ``name`` by its pipeline's prepare stage; the prepared directory."""
+def prepare(name: str, data: Path, work: Path) -> tuple[Path, str]:
+    """Prepare ``name`` by its pipeline's prepare stage; the prepared directory and the command."""
     corpus = CORPORA[name]
     if corpus.first:
         data = cut_data(corpus, data, work / name)
     pipeline = ROOT / "pipelines" / corpus.pipeline
-    tagger(["run", str(pipeline), "--set", f"DATA={data}", "--workdir", str(work / name), "--until", "prepare"],
-           work / name / "log.txt")
-    return work / name / "prepare"
+    args = ["run", str(pipeline), "--set", f"DATA={data}", "--workdir", str(work / name), "--until", "prepare"]
+    tagger(args, work / name / "log.txt")
+    return work / name / "prepare", "tagger " + shlex.join(args)
 
 
 def run_budget(name: str, prepared: Path, data: Path, work: Path, minutes: float, plain: bool, seed: int,
@@ -129,6 +133,7 @@ def run_budget(name: str, prepared: Path, data: Path, work: Path, minutes: float
     corpus = CORPORA[name]
     out = work / name / f"{minutes:g}-min{'-plain' if plain else ''}-seed-{seed}"
     train = ["train", str(prepared), "--out", str(out), "--force", "--max-minutes", f"{minutes:g}", "--seed", str(seed),
+             *UNTIL_THE_LIMIT,
              *(["--threads", str(threads)] if threads else []), *(["--budget-decay", "0"] if plain else [])]
     t0 = time.perf_counter()
     tagger(train, work / name / "log.txt")
@@ -176,6 +181,11 @@ def render(runs: list[dict], meta: dict) -> str:
         cells = [f"{by_budget[b]['test']:.2f} ({by_budget[b]['dev']:.2f})" if b in by_budget else "–"
                  for b in budgets]
         md.append(f"| {title} | {schedule} | " + " | ".join(cells) + " |")
+    prepared = {r["corpus"]: r["prepare"] for r in runs if "prepare" in r}
+    if prepared:
+        md += ["", "Prepared by each corpus's pipeline (a corpus cut to its first sentences: the pipeline reads a "
+               "data directory whose train file is cut, the other files linked):", ""]
+        md += [f"- {name}: `{cmd}`" for name, cmd in prepared.items()]
     md += ["", "| corpus | budget | schedule | seed | threads | dev | test | epochs | minutes | command |",
            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in runs:
@@ -204,9 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": time.strftime("%Y-%m-%d"), "commit": commit_text(),
             "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores"}
     for name in names:
-        prepared = prepare(name, data, work)
+        prepared, how = prepare(name, data, work)
         for minutes in a.minutes:
-            record = run_budget(name, prepared, data, work, minutes, a.plain, a.seed, a.threads)
+            record = {**run_budget(name, prepared, data, work, minutes, a.plain, a.seed, a.threads), "prepare": how}
             print(f"{name} {minutes:g} min ({record['schedule']}): test {record['test']:.2f} dev {record['dev']:.2f}"
                   f" after {record['epochs']} epochs")
             runs = merge(a.out.with_suffix(".json"), record)

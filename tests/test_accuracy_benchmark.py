@@ -113,15 +113,22 @@ def test_summary_mean_std_target_and_per_type():
     acc = accuracy()
     spec = acc.TASKS["conll2003"]
     runs = [{"seed": s, "dev": 94.0 + s / 10, "test": t, "minutes": 20.0, "epochs": 40, "command": "c",
-             "per_type": {"LOC": 92.0 + s, "PER": 95.0}} for s, t in ((2, 91.0), (1, 92.0), (3, 92.6))]
+             "per_type": {"LOC": 92.0 + s, "MISC": 81.0, "ORG": 89.0, "PER": 96.0}}
+            for s, t in ((2, 91.0), (1, 92.0), (3, 92.6))]
     e = acc.summarize(spec, runs)
     assert [r["seed"] for r in e["runs"]] == [1, 2, 3]
-    assert e["mean"] == 91.87 and e["std"] == 0.81 and e["meets_target"]
-    assert e["dev_mean"] == 94.2 and e["per_type_mean"] == {"LOC": 94.0, "PER": 95.0}
+    assert e["mean"] == 91.87 and e["std"] == 0.81 and e["meets_target"] and e["per_type_below_floor"] == []
+    assert e["dev_mean"] == 94.2 and e["per_type_mean"] == {"LOC": 94.0, "MISC": 81.0, "ORG": 89.0, "PER": 96.0}
     lower = acc.summarize(spec, runs[:1])
     assert lower["std"] == 0.0 and not lower["meets_target"]
     md = acc.render({"conll2003": e}, {"date": "d", "commit": "c", "machine": "m"})
-    assert "**91.87** ± 0.81 | ≥ 91.8 (met)" in md and "LOC 94.00, PER 95.00" in md and "Lample et al. 2016" in md
+    assert "**91.87** ± 0.81 | ≥ 91.8 (met)" in md and "LOC 94.00, MISC 81.00" in md and "Lample et al. 2016" in md
+    assert "PER 95.9 — all met." in md
+    for r in runs:  # one type below its floor: the target is not met, whatever the mean
+        r["per_type"]["PER"] = 95.0
+    low_per = acc.summarize(spec, runs)
+    assert low_per["mean"] == 91.87 and not low_per["meets_target"] and low_per["per_type_below_floor"] == ["PER"]
+    assert "— below it: PER." in acc.render({"conll2003": low_per}, {"date": "d", "commit": "c", "machine": "m"})
     assert "Not run yet: UD English-LinES UPOS" in md and "--task lines_upos" in md and "--task conll2003`" not in md
 
 

@@ -45,14 +45,15 @@ def test_each_budget_trains_to_its_limit_and_the_report_has_every_run(tmp_path, 
                                                              ("tiny_5", "budget")]
     for r in runs:
         assert 0.0 <= r["dev"] <= 100.0 and 0.0 <= r["test"] <= 100.0 and r["epochs"] >= 1
-        assert "--max-minutes 0.03" in r["command"] and ("--budget-decay 0" in r["command"]) == (
-            r["schedule"] == "plain")
+        assert "--max-minutes 0.03 --seed 1 --epochs 10000 --patience 10000" in r["command"]
+        assert ("--budget-decay 0" in r["command"]) == (r["schedule"] == "plain")
     train = (work / "tiny_5" / "data" / "train.conll").read_text()
     assert train.count("\n\n") - train.count("-DOCSTART-") == 5  # the cut corpus: five sentences
     prepared = json.loads((work / "tiny_5" / "prepare" / "prepare.json").read_text())
     assert str(work / "tiny_5" / "data" / "train.conll") in json.dumps(prepared)
     md = out.with_suffix(".md").read_text()
     assert "| Tiny NER | budget | " in md and "| Tiny NER | plain | " in md and "0.03 min" in md
+    assert f"- tiny_5: `tagger run {tiny.CORPORA['tiny_5'].pipeline} --set DATA={work / 'tiny_5' / 'data'}" in md
     # rerunning a budget replaces its record
     assert tiny.main(["--corpus", "tiny", "--minutes", "0.03", *args]) == 0
     assert len(json.loads(out.with_suffix(".json").read_text())["runs"]) == 3
