@@ -151,13 +151,16 @@ def merge(path: Path, record: dict) -> list[dict]:
     """Add ``record`` to the JSON list at ``path`` (replacing the same corpus/budget/schedule/seed), locked."""
     key = ("corpus", "budget", "schedule", "seed")
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    folder = os.open(path.parent, os.O_RDONLY)  # the lock: the report's folder (no lock file left behind)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
         runs = json.loads(path.read_text())["runs"] if path.is_file() else []
         runs = [r for r in runs if tuple(r[k] for k in key) != tuple(record[k] for k in key)] + [record]
         runs.sort(key=lambda r: (list(CORPORA).index(r["corpus"]) if r["corpus"] in CORPORA else 99,
                                  r["schedule"] != "budget", r["budget"], r["seed"]))
         path.write_text(json.dumps({"runs": runs}, indent=2) + "\n")
+    finally:
+        os.close(folder)  # releases the lock
     return runs
 
 

@@ -51,6 +51,7 @@ def test_each_budget_trains_to_its_limit_and_the_report_has_every_run(tmp_path, 
     assert train.count("\n\n") - train.count("-DOCSTART-") == 5  # the cut corpus: five sentences
     prepared = json.loads((work / "tiny_5" / "prepare" / "prepare.json").read_text())
     assert str(work / "tiny_5" / "data" / "train.conll") in json.dumps(prepared)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["budgets.json", "budgets.md"]  # nothing else left there
     md = out.with_suffix(".md").read_text()
     assert "| Tiny NER | budget | " in md and "| Tiny NER | plain | " in md and "0.03 min" in md
     assert f"- tiny_5: `tagger run {tiny.CORPORA['tiny_5'].pipeline} --set DATA={work / 'tiny_5' / 'data'}" in md
