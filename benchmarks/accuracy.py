@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [s for s in a.sets if "=" not in s]
     if bad:
         ap.error(f"--set takes NAME=VALUE, got {bad[0]!r}")
-    extra = tuple(tuple(s.split("=", 1)) for s in a.sets)
+    extra = tuple((name, value) for name, _, value in (s.partition("=") for s in a.sets))
     names = a.task or list(TASKS)
     data = a.data.resolve()
     missing = [f"{data / f}" for n in names for f in TASKS[n].files if not (data / f).is_file()]
@@ -243,8 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(out_json.read_text()) if out_json.is_file() else {}
     for n in names:
         spec = TASKS[n]
-        runs = [run_seed(spec, s, data, (a.workdir / n / f"seed-{s}").resolve(), extra=extra)  # type: ignore[arg-type]
-                for s in a.seeds]
+        runs = [run_seed(spec, s, data, (a.workdir / n / f"seed-{s}").resolve(), extra=extra) for s in a.seeds]
         results = merge(results, n, spec, runs)
         print(f"{n}: test {results[n]['mean']:.2f} ± {results[n]['std']:.2f} over seeds "
               f"{[r['seed'] for r in results[n]['runs']]} (target {spec.target})")

@@ -36,8 +36,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # benchmarks/accuracy.py beside this script
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # accuracy.py and speed.py beside this script
 from accuracy import commit_text, pct  # noqa: E402
+from speed import first_sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
@@ -71,30 +72,15 @@ CORPORA: dict[str, Corpus] = {
 }
 
 
-def first_sentences(src: Path, dst: Path, n: int) -> int:
-    """Copy the first ``n`` sentences of a CoNLL file (with its ``-DOCSTART-`` lines); returns how many."""
-    lines, count, in_sentence = [], 0, False
-    with src.open(encoding="utf-8") as f:
-        for line in f:
-            lines.append(line)
-            if line.strip():
-                in_sentence = in_sentence or not line.startswith("-DOCSTART-")
-            elif in_sentence:
-                count, in_sentence = count + 1, False
-                if count == n:
-                    break
-    count += in_sentence
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    dst.write_text("".join(lines), encoding="utf-8")
-    return count
-
-
 def cut_data(corpus: Corpus, data: Path, work: Path) -> Path:
     """A data directory for ``corpus``: its train file cut to the first sentences, the other files linked."""
     out = work / "data"
-    got = first_sentences(data / corpus.train, out / corpus.train, corpus.first)
+    text = first_sentences((data / corpus.train).read_text(encoding="utf-8").splitlines(), corpus.first)
+    got = sum(1 for block in text.split("\n\n") if block.strip() and not block.startswith("-DOCSTART-"))
     if got != corpus.first:
         raise RuntimeError(f"{data / corpus.train} has only {got} sentences, not {corpus.first}")
+    (out / corpus.train).parent.mkdir(parents=True, exist_ok=True)
+    (out / corpus.train).write_text(text, encoding="utf-8")
     for name in corpus.others:
         link = out / name
         link.parent.mkdir(parents=True, exist_ok=True)

@@ -13,14 +13,18 @@ def budgets():
     return benchmark_module("budgets")
 
 
-def test_first_sentences_keeps_document_lines_and_stops_after_n(tmp_path):
-    src = tmp_path / "in.conll"
-    src.write_text("-DOCSTART- O\n\nA O\nB O\n\n\nC O\n\n-DOCSTART- O\n\nD O\nE O\n\nF O\n")
-    dst = tmp_path / "out" / "cut.conll"
-    assert budgets().first_sentences(src, dst, 3) == 3
-    assert dst.read_text() == "-DOCSTART- O\n\nA O\nB O\n\n\nC O\n\n-DOCSTART- O\n\nD O\nE O\n\n"
-    assert budgets().first_sentences(src, dst, 10) == 4  # fewer in the file: all of them (the last unterminated)
-    assert dst.read_text() == src.read_text()
+def test_a_cut_corpus_keeps_document_lines_and_stops_after_n(tmp_path):
+    b = budgets()
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "in.conll").write_text("-DOCSTART- O\n\nA O\nB O\n\n\nC O\n\n-DOCSTART- O\n\nD O\nE O\n\nF O\n")
+    (tmp_path / "d" / "test.conll").write_text("G O\n")
+    corpus = b.Corpus("t", "p.toml", "test.conll", "f1", first=3, train="in.conll", others=("test.conll",))
+    out = b.cut_data(corpus, tmp_path / "d", tmp_path / "w")
+    assert (out / "in.conll").read_text() == "-DOCSTART- O\n\nA O\nB O\n\n\nC O\n\n-DOCSTART- O\n\nD O\nE O\n\n"
+    assert (out / "test.conll").resolve() == (tmp_path / "d" / "test.conll").resolve()  # linked, not copied
+    with pytest.raises(RuntimeError, match="has only 4 sentences, not 10"):  # fewer in the file: an error
+        b.cut_data(b.Corpus("t", "p.toml", "test.conll", "f1", first=10, train="in.conll"), tmp_path / "d",
+                   tmp_path / "w2")
 
 
 @pytest.fixture
