@@ -129,7 +129,9 @@ def test_summary_mean_std_target_and_per_type():
     low_per = acc.summarize(spec, runs)
     assert low_per["mean"] == 91.87 and not low_per["meets_target"] and low_per["per_type_below_floor"] == ["PER"]
     assert "— below it: PER." in acc.render({"conll2003": low_per}, {"date": "d", "commit": "c", "machine": "m"})
-    assert "Not run yet: UD English-LinES UPOS" in md and "--task lines_upos" in md and "--task conll2003`" not in md
+    not_run = next(line for line in md.splitlines() if line.startswith("Not run yet: "))
+    assert "UD English-LinES UPOS" in not_run and "--task lines_upos`" in not_run
+    assert "--task conll2003_features`" in not_run and "--task conll2003`" not in md
 
 
 def test_cross_validation_run_is_read_from_cv_json(tmp_path):
@@ -149,9 +151,14 @@ def test_a_recipe_variant_is_the_same_pipeline_with_its_variables_set(tmp_path):
     cmd = acc.pipeline_command(words, 2, tmp_path / "d", tmp_path / "w")
     assert cmd[cmd.index("--set", cmd.index("SEED=2")) + 1] == "FEATURES="
     assert "FEATURES=" not in " ".join(acc.pipeline_command(shipped, 2, tmp_path / "d", tmp_path / "w"))
+    features = acc.pipeline_command(acc.TASKS["conll2003_features"], 1, tmp_path / "d", tmp_path / "w")
+    assert features[features.index("--set", features.index("SEED=1")) + 1] == "FEATURES=1,2"
     for spec in acc.TASKS.values():  # every task names a pipeline that exists and declares SEED
-        assert spec.pipeline.is_file() and 'SEED = "1"' in spec.pipeline.read_text()
-        assert 'THREADS = "0"' in spec.pipeline.read_text()  # --set THREADS=1 runs two tasks side by side
+        assert spec.pipeline.is_file()
+        text = spec.pipeline.read_text()
+        assert 'SEED = "1"' in text
+        assert 'THREADS = "0"' in text  # --set THREADS=1 runs two tasks side by side
+        assert all(f"\n{name} = " in text for name, _ in spec.sets)  # a variant sets variables the pipeline has
 
 
 def test_more_variables_are_passed_to_every_seed(tmp_path, tiny_task, capsys):
